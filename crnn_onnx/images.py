@@ -1,0 +1,287 @@
+"""Image inputs: expand paths, read files safely, normalise pixels to BGR uint8.
+
+Every reader returns what upstream's ``cv2.imread`` returns for an ordinary image: an
+(H, W, 3) uint8 BGR array. Differences from plain ``cv2.imread`` are deliberate:
+
+* files are read with ``np.fromfile`` + ``cv2.imdecode`` so non-ASCII paths work on every OS;
+* failures raise :class:`~crnn_onnx.errors.CRNNError` with a one-line reason instead of
+  returning ``None``;
+* transparent images (grey+alpha, BGRA) are composited onto white instead of having their
+  alpha dropped. Dropping alpha turns the fully transparent pixels into whatever colour they
+  happen to store, often black, which hides dark text; on white, a transparent background
+  looks like the paper it stands for. Opaque pixels (alpha 255) are unchanged, so opaque
+  images decode exactly as ``cv2.imread`` reads them;
+* 16-bit images are scaled to 8 bits by ``>> 8`` (as ``cv2.imread`` does);
+* images over :data:`MAX_PIXELS` are refused, from the file header where that is cheap
+  (PNG, JPEG, BMP) so that no memory is spent decoding them.
+
+JPEG files are decoded with ``cv2.IMREAD_COLOR`` (JPEG has no alpha), which applies the EXIF
+orientation just as ``cv2.imread`` does; other formats with ``cv2.IMREAD_UNCHANGED``.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crnn_onnx.errors import CRNNError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "ImageSource",
+    "decode_image",
+    "expand_paths",
+    "read_image",
+    "to_bgr_uint8",
+]
+
+logger = logging.getLogger(__name__)
+
+#: File name endings picked up when a directory or glob is searched (case-insensitive).
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+     ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".gif"}
+)
+#: Largest decoded image accepted, in pixels (H * W).
+MAX_PIXELS = 50_000_000
+#: Largest image file accepted, in bytes.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One expanded input: an image file to read, or an input that matched nothing.
+
+    Attributes:
+        path: the file path (as given, or joined onto the directory given), or the
+            unmatched argument itself.
+        error: ``None`` for a file to read; otherwise why the argument gave no file.
+    """
+
+    path: str
+    error: str | None = None
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[ImageSource]:
+    """Expand files, directories and glob patterns into image sources, in input order.
+
+    * an existing file is kept as is, whatever its extension;
+    * a directory is searched recursively for files ending in :data:`IMAGE_EXTENSIONS`:
+      each folder's files in sorted order, then its subfolders in sorted order. Symlinked
+      folders are followed once each (by real path), so symlink loops cannot hang;
+    * anything else containing ``*``, ``?`` or ``[`` is a glob (``**`` recurses); its
+      matches are taken in sorted order, matched directories searched as above;
+    * an argument that yields no file becomes a source with ``error`` set, never dropped.
+
+    Args:
+        paths: the user's arguments.
+
+    Returns:
+        The sources, in the order of the arguments they came from.
+    """
+    sources: list[ImageSource] = []
+    for raw in paths:
+        arg = os.fspath(raw)
+        found: list[str]
+        if os.path.isfile(arg):
+            sources.append(ImageSource(arg))
+            continue
+        if os.path.isdir(arg):
+            found = _walk_images(arg)
+            reason = "directory holds no image files"
+        elif any(ch in _GLOB_CHARS for ch in arg):
+            found = []
+            for match in sorted(glob.glob(arg, recursive=True)):
+                if os.path.isdir(match):
+                    found.extend(_walk_images(match))
+                elif os.path.isfile(match):
+                    found.append(match)
+            reason = "pattern matched no image files"
+        else:
+            found = []
+            reason = "no such file or directory"
+        if found:
+            sources.extend(ImageSource(p) for p in found)
+        else:
+            sources.append(ImageSource(arg, error=reason))
+    return sources
+
+
+def _walk_images(top: str) -> list[str]:
+    seen: set[str] = {os.path.realpath(top)}
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        kept = []
+        for name in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in seen:
+                logger.debug("skipping %s: already visited (symlink loop?)",
+                             os.path.join(dirpath, name))
+                continue
+            seen.add(real)
+            kept.append(name)
+        dirnames[:] = kept  # os.walk descends into these, in this order
+        found.extend(
+            os.path.join(dirpath, name)
+            for name in sorted(filenames)
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+        )
+    return found
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 BGR.
+
+    Raises:
+        CRNNError: the file is missing, unreadable, empty, too large, truncated, not an
+            image, or of an unsupported pixel type; the message is one line.
+    """
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            raise CRNNError("cannot decode image (empty file)")
+        if size > MAX_FILE_BYTES:
+            raise CRNNError(
+                f"image file too large ({size / 2**20:.0f} MiB > {MAX_FILE_BYTES // 2**20} MiB)"
+            )
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        if isinstance(err, IsADirectoryError) or os.path.isdir(path):
+            raise CRNNError("is a directory, not an image file") from None
+        raise CRNNError(f"cannot read file: {err.strerror or err}") from None
+    return decode_image(data)
+
+
+def decode_image(data: bytes | np.ndarray) -> np.ndarray:
+    """Decode an encoded image (PNG, JPEG, ...) to (H, W, 3) uint8 BGR.
+
+    Args:
+        data: the file's bytes, or a 1-D uint8 array of them.
+
+    Raises:
+        CRNNError: empty, too large, truncated or not a decodable image.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    if buf.size == 0:
+        raise CRNNError("cannot decode image (empty file)")
+    dims = _header_size(buf[:65536].tobytes())
+    if dims is not None:
+        _check_pixels(*dims)
+    is_jpeg = buf.size >= 3 and buf[0] == 0xFF and buf[1] == 0xD8 and buf[2] == 0xFF
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        raise CRNNError(f"cannot decode image ({_one_line(str(err))})") from None
+    if image is None:
+        raise CRNNError("cannot decode image (not an image, or truncated/corrupt)")
+    return to_bgr_uint8(image)
+
+
+def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """Normalise a decoded image array to (H, W, 3) uint8 BGR.
+
+    Accepts (H, W) or (H, W, 1) grey, (H, W, 2) grey+alpha, (H, W, 3) BGR and (H, W, 4)
+    BGRA, as uint8, uint16 (scaled by ``>> 8``) or bool. Alpha is composited onto white.
+
+    Returns:
+        A C-contiguous (H, W, 3) uint8 array (the input itself when it already is one).
+
+    Raises:
+        CRNNError: empty, too large, or an unsupported shape or dtype (float images are
+            refused: their scale, 0..1 or 0..255, is ambiguous).
+    """
+    if not isinstance(image, np.ndarray):
+        raise CRNNError(f"expected a numpy image array, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise CRNNError(
+            f"unsupported image shape {image.shape}: expected (H, W) or (H, W, 1|2|3|4)"
+        )
+    h, w, channels = image.shape
+    if h == 0 or w == 0:
+        raise CRNNError(f"the image is empty (shape {image.shape})")
+    _check_pixels(w, h)
+
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype == np.bool_:
+        image = image.astype(np.uint8) * 255
+    elif image.dtype != np.uint8:
+        raise CRNNError(
+            f"unsupported pixel type {image.dtype}: expected uint8 or uint16 "
+            "(convert float images to uint8 0..255 first)"
+        )
+
+    if channels in (2, 4):
+        colour, alpha = image[:, :, :-1], image[:, :, -1:]
+        image = _over_white(colour, alpha)
+        channels -= 1
+    if channels == 1:
+        image = cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image)
+
+
+def _over_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite uint8 colour (H, W, c) with alpha (H, W, 1) onto white, rounding."""
+    a = alpha.astype(np.uint32)
+    mixed = colour.astype(np.uint32) * a + 255 * (255 - a)
+    return ((mixed + 127) // 255).astype(np.uint8)
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise CRNNError(
+            f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP > "
+            f"{MAX_PIXELS / 1e6:.0f} MP)"
+        )
+
+
+def _header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG or BMP header, or None when unknown or malformed."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height
+    if head[:2] == b"BM" and len(head) >= 26:
+        width, height = struct.unpack("<ii", head[18:26])
+        return abs(width), abs(height)
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(head)
+    return None
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 9 <= len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", head[pos + 2:pos + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", head[pos + 5:pos + 9])
+            return width, height
+        pos += 2 + length
+    return None
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
