@@ -1,0 +1,146 @@
+"""Predictor: order, error records, batch invariance, array inputs, thread safety."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.images import ImageSource
+from crnn_onnx.predictor import Prediction, Predictor
+
+
+def word_image(text: str, height: int = 32, scale: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Dark text drawn on a light, slightly noisy background, (H, W, 3) uint8 BGR."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (w, h), base = cv2.getTextSize(text, font, scale, 2)
+    canvas = np.full((h + base + 10, w + 10, 3), 230, np.uint8)
+    canvas += np.random.default_rng(seed).integers(0, 20, canvas.shape, dtype=np.uint8)
+    cv2.putText(canvas, text, (5, h + 5), font, scale, (30, 30, 30), 2, cv2.LINE_AA)
+    ratio = height / canvas.shape[0]
+    return cv2.resize(canvas, (max(1, round(canvas.shape[1] * ratio)), height))
+
+
+# Words of very different aspect ratios, so that the bucket policy spreads them over
+# several widths (100, 128, ..., 800).
+WORDS = [("hi", 32), ("hello", 40), ("a", 24), ("recognition", 32), ("xyz", 64),
+         ("extraordinarilylongword", 32), ("mid", 20), ("onnxruntime", 48)]
+
+
+@pytest.fixture(scope="module")
+def mixed_images() -> list[np.ndarray]:
+    return [word_image(text, height, seed=i) for i, (text, height) in enumerate(WORDS)]
+
+
+@pytest.fixture(scope="module")
+def bucket_predictor(exported_model: Path) -> Predictor:
+    return Predictor(exported_model, "cpu", batch_size=32, width_policy="bucket")
+
+
+def _assert_same(a: list[Prediction], b: list[Prediction], atol: float = 1e-5) -> None:
+    assert [p.text for p in a] == [p.text for p in b]
+    assert [p.error for p in a] == [p.error for p in b]
+    for x, y in zip(a, b, strict=True):
+        if x.confidence is not None:
+            assert x.confidence == pytest.approx(y.confidence, abs=atol)
+            np.testing.assert_allclose(x.char_probs, y.char_probs, atol=atol)
+
+
+def test_bucket_result_does_not_depend_on_the_batch(
+    bucket_predictor: Predictor, mixed_images: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    widths: list[tuple[int, int]] = []
+    run = bucket_predictor.session.run
+
+    def spy(batch: np.ndarray) -> np.ndarray:
+        widths.append((batch.shape[0], batch.shape[3]))
+        return run(batch)
+
+    monkeypatch.setattr(bucket_predictor.session, "run", spy)
+    together = bucket_predictor.predict(mixed_images)
+    assert len({w for _, w in widths}) >= 3, widths  # several buckets, one width per batch
+    assert sum(n for n, _ in widths) == len(mixed_images)
+    alone = [bucket_predictor.predict([image])[0] for image in mixed_images]
+    _assert_same(together, alone)
+    reordered = bucket_predictor.predict(mixed_images[::-1])
+    _assert_same(reordered[::-1], together)
+
+
+def test_fixed_policy_small_batches_match_one_batch(exported_model: Path,
+                                                    mixed_images: list[np.ndarray]) -> None:
+    one = Predictor(exported_model, "cpu", batch_size=32).predict(mixed_images)
+    small = Predictor(exported_model, "cpu", batch_size=3, io_workers=2).predict(mixed_images)
+    _assert_same(one, small)
+    assert all(0.0 <= p.confidence <= 1.0 for p in one if p.confidence is not None)
+
+
+def test_error_records_stay_in_place(bucket_predictor: Predictor, tmp_path: Path,
+                                     mixed_images: list[np.ndarray]) -> None:
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), mixed_images[1])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    inputs = [good, tmp_path / "missing.png", mixed_images[1], broken,
+              np.zeros((5, 5, 3), np.float32), str(good)]
+    results = bucket_predictor.predict(inputs)
+    assert [r.path for r in results] == [str(good), str(tmp_path / "missing.png"), None,
+                                         str(broken), None, str(good)]
+    assert [r.ok for r in results] == [True, False, True, False, False, True]
+    assert "No such file" in (results[1].error or "")
+    assert "cannot decode image" in (results[3].error or "")
+    assert "float32" in (results[4].error or "")
+    for failed in (results[1], results[3], results[4]):
+        assert failed.text is None and failed.confidence is None and failed.char_probs == ()
+    # A file and the same pixels as an array give the same result.
+    _assert_same([results[0]], [results[2]])
+    assert results[0].to_record() == {**results[5].to_record()}
+
+
+def test_predict_paths_expands_and_streams(bucket_predictor: Predictor, tmp_path: Path,
+                                          mixed_images: list[np.ndarray]) -> None:
+    folder = tmp_path / "words"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "b.png"), mixed_images[0])
+    cv2.imwrite(str(folder / "a.png"), mixed_images[1])
+    cv2.imwrite(str(folder / "sub" / "c.png"), mixed_images[2])
+    stream = bucket_predictor.predict_paths(
+        [folder, tmp_path / "nothing-*.png", ImageSource(str(folder / "a.png"))]
+    )
+    first = next(stream)  # a generator: records come out as they are ready
+    rest = list(stream)
+    names = [Path(r.path or "").name for r in [first, *rest]]
+    assert names == ["a.png", "b.png", "c.png", "nothing-*.png", "a.png"]
+    assert rest[2].error == "pattern matched no image files"
+    assert bucket_predictor.predict_paths([]) is not None
+    assert list(bucket_predictor.predict_paths([])) == []
+
+
+def test_concurrent_predict_matches_sequential(bucket_predictor: Predictor,
+                                               mixed_images: list[np.ndarray]) -> None:
+    expected = bucket_predictor.predict(mixed_images)
+    barrier = threading.Barrier(4)
+
+    def work(shift: int) -> list[Prediction]:
+        barrier.wait()
+        images = mixed_images[shift:] + mixed_images[:shift]
+        out = bucket_predictor.predict(images)
+        return out[len(images) - shift:] + out[:len(images) - shift]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    for result in results:
+        _assert_same(result, expected)
+
+
+def test_arguments_are_validated(exported_model: Path) -> None:
+    with pytest.raises(CRNNError, match="batch_size"):
+        Predictor(exported_model, "cpu", batch_size=0)
+    with pytest.raises(CRNNError, match="unknown width policy"):
+        Predictor(exported_model, "cpu", width_policy="auto")  # type: ignore[arg-type]
+    with pytest.raises(CRNNError, match="not found"):
+        Predictor(exported_model.parent / "nope.onnx", "cpu")
