@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -73,3 +75,145 @@ def main() -> None:
 
 
 # Commands are defined below, one function each, grouped by the issue that owns them.
+
+
+# --- issue 3: predict ------------------------------------------------------------------------
+
+
+class _Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class _WidthPolicy(str, Enum):
+    fixed = "fixed"
+    bucket = "bucket"
+
+
+class _Format(str, Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+#: Show a progress bar (on a terminal, without --quiet) from this many inputs on.
+_PROGRESS_MIN_INPUTS = 64
+
+
+@contextmanager
+def _predict_logging(quiet: bool) -> Iterator[None]:
+    """--quiet keeps only warnings; OpenCV's own decoder chatter is hidden unless -v (the
+    records already say why an image failed)."""
+    import cv2
+
+    package_logger = logging.getLogger("crnn_onnx")
+    old_level = package_logger.level
+    old_cv2 = cv2.utils.logging.getLogLevel()
+    if quiet:
+        package_logger.setLevel(logging.WARNING)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        package_logger.setLevel(old_level)
+        cv2.utils.logging.setLogLevel(old_cv2)
+
+
+@contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A callable advancing a rich progress bar on stderr (a no-op when disabled)."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("recognising", total=total)
+        yield lambda: bar.advance(task)
+
+
+@app.command()
+def predict(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Image files, directories (searched recursively) or glob patterns.",
+                       metavar="PATHS",
+                       show_default=False),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model; default: the shipped weights/crnn.onnx."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML config overriding the model's metadata (needed for "
+                     "models exported without it)."),
+    ] = None,
+    device: Annotated[
+        _Device,
+        typer.Option("--device", help="auto: CUDA if this onnxruntime has it, else CPU."),
+    ] = _Device.auto,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Images per model run.")
+    ] = 32,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1,
+                     help="ONNX Runtime intra-op threads; default: one per physical core."),
+    ] = None,
+    width_policy: Annotated[
+        _WidthPolicy,
+        typer.Option("--width-policy", help="fixed: every image at the model width (as upstream); "
+                     "bucket: width from each image's aspect ratio (dynamic-width models)."),
+    ] = _WidthPolicy.fixed,
+    fmt: Annotated[
+        _Format,
+        typer.Option("--format", "-f", help="text: path, text, confidence per line; json: one "
+                     "array; jsonl: one object per line; csv: with a header."),
+    ] = _Format.text,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the results to FILE (atomically) instead of "
+                     "stdout."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, info lines or summary.")
+    ] = False,
+) -> None:
+    """Recognise the text in word images; results on stdout, exit 1 if any input failed."""
+    import sys
+
+    from crnn_onnx.config import load_config
+    from crnn_onnx.images import expand_paths
+    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.records import RecordWriter, atomic_output
+    from crnn_onnx.weights import default_model_path
+
+    total = failed = 0
+    with _errors_to_exit(), _predict_logging(quiet):
+        sources = expand_paths(paths)
+        cfg = load_config(config) if config is not None else None
+        model_path = model if model is not None else default_model_path()
+        with atomic_output(output) as stream:
+            predictor = Predictor(
+                model_path, device.value, batch_size=batch_size, threads=threads,
+                width_policy=width_policy.value, config=cfg,
+            )
+            writer = RecordWriter(stream, fmt.value)
+            show_bar = not quiet and len(sources) >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()
+            with _progress(len(sources), show_bar) as advance:
+                for prediction in predictor.predict_paths(sources):
+                    writer.write(prediction)
+                    total += 1
+                    failed += not prediction.ok
+                    advance()
+            writer.close()
+    if not quiet:
+        typer.echo(f"{total} input{'s' if total != 1 else ''}: {total - failed} recognised, "
+                   f"{failed} failed", err=True)
+    if failed:
+        raise typer.Exit(1)

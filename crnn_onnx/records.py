@@ -1,0 +1,133 @@
+"""Writing prediction records: text, JSON, JSON Lines and CSV, to a stream or atomically to a file.
+
+Every format carries the same record, ``path``, ``text``, ``confidence`` and ``error``
+(``error`` is null on success; ``text`` and ``confidence`` are null on failure):
+
+* ``text``: ``path<TAB>text<TAB>confidence`` per line; a failure is ``path<TAB>error: reason``;
+* ``json``: one JSON array of record objects;
+* ``jsonl``: one record object per line;
+* ``csv``: a ``path,text,confidence,error`` header, then one row per record (nulls empty).
+
+Writers stream: each record is written as soon as it is given, so a long run can be piped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.predictor import Prediction
+
+__all__ = ["FORMATS", "OutputFormat", "RecordWriter", "atomic_output"]
+
+OutputFormat = Literal["text", "json", "jsonl", "csv"]
+FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "csv")
+_FIELDS = ("path", "text", "confidence", "error")
+#: Confidences are written with this many decimals.
+_DECIMALS = 6
+
+
+class RecordWriter:
+    """Write :class:`~crnn_onnx.predictor.Prediction` records to a text stream in one format.
+
+    Args:
+        stream: where to write (stdout, or a file opened with ``newline=""``).
+        fmt: ``text``, ``json``, ``jsonl`` or ``csv``.
+
+    Call :meth:`close` once at the end (it finishes the JSON array; the stream stays open).
+    """
+
+    def __init__(self, stream: TextIO, fmt: OutputFormat) -> None:
+        if fmt not in FORMATS:
+            raise CRNNError(f"unknown output format {fmt!r} (known: {', '.join(FORMATS)})")
+        self._stream = stream
+        self._fmt = fmt
+        self._count = 0
+        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(_FIELDS)
+
+    def write(self, prediction: Prediction) -> None:
+        """Write one record."""
+        record = _record(prediction)
+        if self._fmt == "jsonl":
+            self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif self._fmt == "json":
+            self._stream.write(("[\n  " if self._count == 0 else ",\n  ")
+                               + json.dumps(record, ensure_ascii=False))
+        elif self._csv is not None:
+            self._csv.writerow(["" if record[key] is None else record[key] for key in _FIELDS])
+        elif prediction.error is not None:
+            self._stream.write(f"{record['path']}\terror: {prediction.error}\n")
+        else:
+            self._stream.write(f"{record['path']}\t{record['text']}\t{record['confidence']:.4f}\n")
+        self._count += 1
+        self._stream.flush()
+
+    def close(self) -> None:
+        """Finish the output (closes the JSON array)."""
+        if self._fmt == "json":
+            self._stream.write("[]\n" if self._count == 0 else "\n]\n")
+        self._stream.flush()
+
+
+def _record(prediction: Prediction) -> dict[str, Any]:
+    record = prediction.to_record()
+    if record["confidence"] is not None:
+        record["confidence"] = round(record["confidence"], _DECIMALS)
+    return record
+
+
+@contextmanager
+def atomic_output(path: str | Path | None) -> Iterator[TextIO]:
+    """A text stream for the results: stdout, or a file that appears only when complete.
+
+    With a path, the results go to a temporary file beside it, which replaces ``path`` (an
+    atomic rename) when the block ends without an exception; on an exception the
+    temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        CRNNError: the folder does not exist or is not writable, or ``path`` cannot be
+            replaced (e.g. it is a directory).
+    """
+    if path is None:
+        yield sys.stdout
+        return
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise CRNNError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
+    if target.is_dir():
+        raise CRNNError(f"cannot write {str(target)!r}: it is a directory")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise CRNNError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        try:
+            os.replace(tmp_name, target)
+        except OSError as err:
+            raise CRNNError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
