@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Pre-render synthetic word crops into shards for training (one process per core).
+
+Each shard is an ``.npz`` with ``images`` (N, 32, W, 3) uint8 BGR, already resized to height
+32 keeping the aspect ratio and right-padded with 128 exactly as the model's preprocessing
+does (only normalisation is left to the trainer), and ``labels`` (N,) normalised strings.
+
+    python scripts/render_pool.py --out data/pool --shards 40 --per-shard 6000 --workers 2
+    python scripts/render_pool.py --out data/val --split heldout --shards 1 --per-shard 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.synth import synth_samples
+
+
+def resize_and_pad(image: np.ndarray, config: CRNNConfig, width: int) -> np.ndarray:
+    """Upstream resize_padding: (H, W, 3) uint8 -> (32, width, 3) float32, still BGR."""
+    h, w = image.shape[:2]
+    resized_w = min(width, int(np.ceil(config.height * w / h)))
+    resized = cv2.resize(image, (resized_w, config.height)).astype(np.float32)
+    out = np.full((config.height, width, 3), config.pad_value, np.float32)
+    out[:, :resized_w] = resized
+    return out
+
+
+def render_shard(out: Path, split: str, index: int, count: int, seed_base: int) -> str:
+    path = out / f"{split}-{index:04d}.npz"
+    if path.exists():
+        return f"{path.name} exists"
+    cv2.setNumThreads(1)
+    config = CRNNConfig()
+    images = np.empty((count, config.height, config.width, 3), np.uint8)
+    labels = []
+    start = time.time()
+    for i, sample in enumerate(synth_samples(count, split=split, seed=seed_base + index)):  # type: ignore[arg-type]
+        images[i] = resize_and_pad(sample.image, config, config.width).round().astype(np.uint8)
+        labels.append(sample.label)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=images, labels=np.array(labels))
+    os.replace(tmp, path)
+    return f"{path.name}: {count} in {time.time() - start:.0f}s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--split", choices=["train", "heldout"], default="train")
+    parser.add_argument("--shards", type=int, default=40)
+    parser.add_argument("--first", type=int, default=0, help="index of the first shard")
+    parser.add_argument("--per-shard", type=int, default=6000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1000, help="shard i uses seed + i")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.workers) as pool:
+        jobs = [pool.submit(render_shard, args.out, args.split, i, args.per_shard, args.seed)
+                for i in range(args.first, args.first + args.shards)]
+        for job in jobs:
+            print(job.result(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Train the upstream CRNN architecture on pre-rendered synthetic word crops, on the CPU.
+
+Reads shards written by ``scripts/render_pool.py`` (training pool and a held-out validation
+set rendered with font families and words never used in training), and trains with CTC loss
+(blank 0), AdamW, warm-up plus cosine learning rate, gradient clipping and an exponential
+moving average (EMA) of the weights. Convolutions run in bf16 autocast where the CPU supports
+it (LSTM, loss and evaluation stay fp32). Resumable: ``RUN/last.pth`` is written at every
+evaluation, and a rerun with the same ``--run`` continues from it. Checkpoints are in
+upstream CRNN-TextRec format (``{'model': state_dict, 'epoch': ..., ...}``); the EMA weights
+with the best validation word accuracy go to ``RUN/best.pth``. Log: ``RUN/train.log``.
+
+    python scripts/train.py --pool data/pool --val data/val --run runs/crnn --total-steps 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from crnn_onnx.checkpoint import save_checkpoint
+from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
+from crnn_onnx.model import CRNN, sequence_length
+
+CONFIG = CRNNConfig()
+CHAR_TO_ID = {ch: i + 1 for i, ch in enumerate(DEFAULT_CHARSET)}
+
+
+class Pool:
+    """All shards of a folder in memory: uint8 (N, 32, W, 3) BGR images and string labels."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.loaded: set[str] = set()
+        self.images = torch.empty((0, CONFIG.height, CONFIG.width, 3), dtype=torch.uint8)
+        self.labels: list[str] = []
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Load shards that appeared since the last call; returns how many were added."""
+        new = [p for p in sorted(glob.glob(str(self.folder / "*.npz")))
+               if p not in self.loaded and not p.endswith(".tmp.npz")]
+        if not new:
+            return 0
+        images, labels = [self.images], list(self.labels)
+        for path in new:
+            with np.load(path) as shard:
+                images.append(torch.from_numpy(shard["images"]))
+                labels.extend(str(x) for x in shard["labels"])
+            self.loaded.add(path)
+        self.images = torch.cat(images)
+        self.labels = labels
+        return len(new)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def normalise(batch_u8: torch.Tensor) -> torch.Tensor:
+    """(N, 32, W, 3) uint8 BGR -> (N, 3, 32, W) float32, upstream's RGB ImageNet normalisation."""
+    x = batch_u8.flip(-1).float()
+    mean = torch.tensor(CONFIG.mean) * 255
+    std = torch.tensor(CONFIG.std) * 255
+    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
+
+
+def encode(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = [CHAR_TO_ID[c] for label in labels for c in label]
+    return torch.tensor(ids, dtype=torch.long), torch.tensor([len(s) for s in labels])
+
+
+def forward(model: CRNN, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """(N, 3, 32, W) -> (T, N, C) fp32 logits; the backbone in bf16 autocast when asked."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        feats = model.feat_extract(x)
+    return model.head(model.neck(feats.float()))
+
+
+def greedy(logits: torch.Tensor) -> list[str]:
+    best = logits.argmax(-1).T.tolist()  # (N, T)
+    out = []
+    for seq in best:
+        chars, prev = [], 0
+        for k in seq:
+            if k != prev and k != 0:
+                chars.append(DEFAULT_CHARSET[k - 1])
+            prev = k
+        out.append("".join(chars))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: CRNN, pool: Pool, batch_size: int = 256) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(pool), batch_size):
+        x = normalise(pool.images[i:i + batch_size])
+        preds = greedy(model(x))
+        correct += sum(p == t for p, t in zip(preds, pool.labels[i:i + batch_size], strict=True))
+    return correct / max(1, len(pool))
+
+
+def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 2% of ``peak``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", type=Path, required=True)
+    parser.add_argument("--val", type=Path, required=True)
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--total-steps", type=int, default=20000)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="train for this much wall-clock time instead of --total-steps; "
+                             "the learning-rate schedule follows the elapsed time")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.run.mkdir(parents=True, exist_ok=True)
+    log_file = open(args.run / "train.log", "a", encoding="utf-8")
+
+    def log(**fields: object) -> None:
+        line = json.dumps({"time": time.strftime("%H:%M:%S"), **fields})
+        print(line, flush=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    pool, val = Pool(args.pool), Pool(args.val)
+    model = CRNN(CONFIG.num_classes)
+    ema = copy.deepcopy(model)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, best, trained_s = 0, 0.0, 0.0
+    last = args.run / "last.pth"
+    if last.exists():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["train_model"])
+        ema.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state["best_acc"])
+        trained_s = float(state.get("trained_s", 0.0))
+        log(event="resume", step=step, best=best)
+    log(event="start", pool_size=len(pool), val_size=len(val),
+        args={k: str(v) for k, v in vars(args).items()})
+
+    frames = sequence_length(CONFIG.width)
+    generator = torch.Generator().manual_seed(args.seed + step)
+    model.train()
+    seen, window_start, losses = 0, time.time(), []
+    budget_s = args.minutes * 60 if args.minutes else None
+    step_start = time.time()
+
+    def progress() -> float:
+        if budget_s is not None:
+            return (trained_s + time.time() - step_start) / budget_s
+        return step / args.total_steps
+
+    while progress() < 1.0:
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step, progress(), args.lr, args.warmup)
+        idx = torch.randint(len(pool), (args.batch_size,), generator=generator)
+        x = normalise(pool.images[idx])
+        labels = [pool.labels[i] for i in idx.tolist()]
+        targets, target_lengths = encode(labels)
+        logits = forward(model, x, bf16=not args.no_bf16)
+        log_probs = F.log_softmax(logits, dim=2)
+        input_lengths = torch.full((len(labels),), frames, dtype=torch.long)
+        loss = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0,
+                          zero_infinity=True)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimiser.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+                e.lerp_(p, 1 - args.ema)
+            for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+                e.copy_(b)
+        step += 1
+        seen += len(labels)
+        losses.append(loss.item())
+        if step % 100 == 0:
+            elapsed = time.time() - window_start
+            log(step=step, loss=round(float(np.mean(losses)), 4),
+                lr=round(optimiser.param_groups[0]["lr"], 6), images_per_s=round(seen / elapsed, 1))
+            seen, window_start, losses = 0, time.time(), []
+        finished = progress() >= 1.0
+        if step % args.eval_every == 0 or finished:
+            trained_s += time.time() - step_start
+            acc = evaluate(ema, val)
+            model.train()
+            added = pool.refresh()
+            if acc > best:
+                best = acc
+                save_checkpoint(ema, args.run / "best.pth", epoch=step,
+                                extra={"best_acc": best, "step": step})
+            state = {"model": ema.state_dict(), "train_model": model.state_dict(),
+                     "optimizer": optimiser.state_dict(), "step": step, "best_acc": best,
+                     "epoch": step, "trained_s": trained_s}
+            torch.save(state, args.run / "last.tmp")
+            os.replace(args.run / "last.tmp", last)
+            log(event="eval", step=step, val_acc=round(acc, 4), best=round(best, 4),
+                pool=len(pool), shards_added=added)
+            window_start, seen, step_start = time.time(), 0, time.time()
+    log(event="done", step=step, best=best)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The synthetic word generator: splits kept apart, labels true to the text, reproducible."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crnn_onnx.config import DEFAULT_CHARSET
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.synth import (
+    WordSource,
+    discover_fonts,
+    font_family,
+    normalise_label,
+    split_of_font,
+    split_of_text,
+    synth_samples,
+    write_dataset,
+)
+
+pytest.importorskip("PIL", reason="the generator needs Pillow (the 'synth' extra)")
+
+
+@pytest.mark.parametrize(
+    ("name", "split"),
+    [
+        ("/usr/share/fonts/opentype/cabin/Cabin-Bold.otf", "heldout"),
+        ("Courier Prime Bold.ttf", "heldout"),
+        ("Vollkorn-Regular.ttf", "heldout"),
+        ("DejaVuSans.ttf", "train"),
+        ("LiberationSerif-Italic.ttf", "train"),
+    ],
+)
+def test_fonts_are_split_by_family(name: str, split: str) -> None:
+    assert split_of_font(name) == split
+
+
+def test_font_family_groups_weights_of_one_family() -> None:
+    assert font_family("Cabin-Bold.otf") == font_family("Cabin-Regular.otf") == "cabin"
+    assert font_family("Courier Prime Bold.ttf") == "courier"
+
+
+def test_text_split_is_stable_and_holds_out_about_a_tenth() -> None:
+    words = [f"word{i}" for i in range(5000)]
+    held = [w for w in words if split_of_text(w) == "heldout"]
+    assert 0.07 < len(held) / len(words) < 0.13
+    assert [split_of_text(w) for w in words[:50]] == [split_of_text(w) for w in words[:50]]
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [("Hello, World!", "helloworld"), ("AB-12", "ab12"), ("café", "caf"), ("", "")],
+)
+def test_labels_are_lower_cased_to_the_charset(text: str, label: str) -> None:
+    assert normalise_label(text) == label
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_word_source_only_draws_texts_of_its_split(split: str) -> None:
+    source = WordSource(split=split)  # type: ignore[arg-type]
+    rng = random.Random(3)
+    for _ in range(200):
+        label = normalise_label(source.draw(rng))
+        assert 1 <= len(label) <= source.max_len
+        assert set(label) <= set(DEFAULT_CHARSET)
+        assert split_of_text(label) == split
+
+
+def test_samples_are_reproducible_and_well_formed() -> None:
+    fonts = discover_fonts("train")[:3]
+    first = list(synth_samples(5, seed=11, fonts=fonts))
+    again = list(synth_samples(5, seed=11, fonts=fonts))
+    for a, b in zip(first, again, strict=True):
+        assert a.label == b.label == normalise_label(a.text)
+        assert np.array_equal(a.image, b.image)
+        assert a.image.dtype == np.uint8
+        assert a.image.ndim == 3 and a.image.shape[2] == 3
+        assert a.image.shape[0] >= 8 and a.image.shape[1] >= 4
+
+
+def test_missing_fonts_give_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CRNNError, match="no usable"):
+        discover_fonts(dirs=(str(tmp_path),))
+
+
+def test_write_dataset_writes_images_and_labels(tmp_path: Path) -> None:
+    fonts = discover_fonts("train")[:2]
+    labels = write_dataset(tmp_path / "set", 4, split="train", seed=5, fonts=fonts)
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        name, label = line.split("\t")
+        assert (labels.parent / name).is_file()
+        assert label == normalise_label(label)
+    assert not list(labels.parent.glob("*.tmp"))
