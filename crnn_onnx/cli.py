@@ -77,6 +77,71 @@ def main() -> None:
 # Commands are defined below, one function each, grouped by the issue that owns them.
 
 
+# --- issue 2: export -------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    ckpt: Annotated[
+        Path,
+        typer.Option("--ckpt", help="PyTorch checkpoint (.pth) to export.", show_default=False),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML config (charset, input size); default: built-in."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="ONNX file to write; default: CKPT with .onnx."),
+    ] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (11..20).")] = 17,
+    static: Annotated[
+        bool,
+        typer.Option("--static", help="Fix the input at (1, 3, 32, config width) instead of "
+                     "symbolic batch and width."),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify",
+                     help="Compare ONNX Runtime with PyTorch before writing the file."),
+    ] = True,
+    atol: Annotated[
+        float, typer.Option("--atol", help="Largest absolute logit difference accepted.")
+    ] = 1e-4,
+) -> None:
+    """Export a checkpoint to a self-describing ONNX model, verified against PyTorch."""
+    with _errors_to_exit():
+        try:
+            import torch  # noqa: F401  (checked first: the export extra's main dependency)
+
+            from crnn_onnx.exporter import export_checkpoint
+        except ModuleNotFoundError as err:
+            if err.name not in ("torch", "onnx"):
+                raise
+            raise CRNNError(f"export needs {err.name}: pip install 'crnn-onnx[export]'") from None
+        from crnn_onnx.config import load_config
+
+        cfg = load_config(config)
+        report = export_checkpoint(
+            ckpt, cfg, output, opset=opset, dynamic=not static, verify=verify, atol=atol
+        )
+    shapes = (
+        "dynamic (batch, 3, 32, width)" if report.dynamic
+        else f"static (1, 3, {cfg.height}, {cfg.width})"
+    )
+    n = len(report.cases)
+    diff = (
+        f"{report.max_diff:.2e} over {n} input shape{'s' if n != 1 else ''} (atol {atol:g})"
+        if report.max_diff is not None else "not verified (--no-verify)"
+    )
+    typer.echo(f"exported  {report.output}")
+    typer.echo(f"opset     {report.opset}")
+    typer.echo(f"size      {report.size_bytes / 1e6:.1f} MB")
+    typer.echo(f"shapes    {shapes}")
+    typer.echo(f"max diff  {diff}")
+    typer.echo(f"time      {report.seconds:.1f} s")
+
+
 # --- issue 3: predict ------------------------------------------------------------------------
 
 

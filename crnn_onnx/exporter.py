@@ -1,0 +1,472 @@
+"""PyTorch CRNN → self-describing ONNX file, verified against PyTorch with ONNX Runtime.
+
+The export contract: one input ``images`` (N, 3, 32, W) float32, one output ``output0``
+(T, N, C) float32 raw logits, T = W // 4 + 1. A dynamic export leaves N, W and T symbolic
+(``batch``, ``width``, ``frames``); a static one fixes the input at (1, 3, 32, config.width).
+The :class:`~crnn_onnx.config.CRNNConfig` travels in ``metadata_props``, so the file alone is
+enough to predict.
+
+Files are written atomically: the model is written and checked (and, in
+:func:`export_checkpoint`, verified) under a temporary name in the destination folder, then
+renamed over the destination. On any failure nothing new is left at the output path and a
+file already there is untouched.
+
+This module imports torch and onnx (the ``export`` extra); ONNX Runtime is imported only when
+verifying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import secrets
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from crnn_onnx import __version__
+from crnn_onnx.checkpoint import load_checkpoint
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.errors import CRNNError
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT_NAME",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "OUTPUT_NAME",
+    "ExportReport",
+    "VerifyCase",
+    "VerifyReport",
+    "export_checkpoint",
+    "export_onnx",
+    "verify_onnx",
+]
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "output0"
+DEFAULT_OPSET = 17
+#: Opsets the TorchScript exporter handles for this model (it stops at 20).
+MIN_OPSET, MAX_OPSET = 11, 20
+
+_DYNAMIC_AXES = {
+    INPUT_NAME: {0: "batch", 3: "width"},
+    OUTPUT_NAME: {0: "frames", 1: "batch"},
+}
+
+
+@dataclass(frozen=True)
+class VerifyCase:
+    """One input shape compared: ``max_abs_diff`` between ONNX Runtime and PyTorch logits."""
+
+    batch: int
+    width: int
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of :func:`verify_onnx`: one :class:`VerifyCase` per (batch, width)."""
+
+    cases: tuple[VerifyCase, ...]
+    atol: float
+
+    @property
+    def max_diff(self) -> float:
+        """Largest absolute difference over all cases (``inf`` if either side gave NaN)."""
+        return max(case.max_abs_diff for case in self.cases)
+
+    @property
+    def worst(self) -> VerifyCase:
+        return max(self.cases, key=lambda case: case.max_abs_diff)
+
+    @property
+    def passed(self) -> bool:
+        return self.max_diff <= self.atol
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_checkpoint` wrote.
+
+    Attributes:
+        output: the ONNX file.
+        opset: ONNX opset of the default domain.
+        size_bytes: file size.
+        dynamic: batch and width are symbolic (else fixed at (1, 3, 32, config.width)).
+        max_diff: largest |ONNX Runtime − PyTorch| over the verified cases; ``None`` when
+            verification was skipped.
+        cases: per-shape differences; empty when verification was skipped.
+        export_seconds: loading the checkpoint, exporting and checking the graph.
+        verify_seconds: running both frameworks on the verification inputs.
+    """
+
+    output: Path
+    opset: int
+    size_bytes: int
+    dynamic: bool
+    max_diff: float | None
+    cases: tuple[VerifyCase, ...]
+    export_seconds: float
+    verify_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        """Total wall time."""
+        return self.export_seconds + self.verify_seconds
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode for the duration, then restore its previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _atomic_output(output: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``output``; rename it over ``output`` on success.
+
+    The temporary file is removed on every failure, so the output path never holds a
+    half-written or unverified model.
+    """
+    if output.is_dir():
+        raise CRNNError(f"output {str(output)!r} is a directory; give a file name ending .onnx")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CRNNError(
+            f"cannot create folder {str(output.parent)!r}: {err.strerror or err}"
+        ) from None
+    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, output)
+        except OSError as err:
+            raise CRNNError(f"cannot write {str(output)!r}: {err.strerror or err}") from None
+    finally:
+        with contextlib.suppress(OSError):  # never mask the error that got us here
+            tmp.unlink(missing_ok=True)
+
+
+def _trace_to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, dynamic: bool
+                   ) -> bytes:
+    """Run the TorchScript exporter quietly and return the serialised ModelProto.
+
+    Why the TorchScript exporter (``dynamo=False``) and not torch's default dynamo exporter
+    (both tried with torch 2.13 on this model):
+
+    * dynamo, batch-1 example, dynamic batch: the input is labelled ``batch`` but the batch
+      is baked in (output ``(26, 1, 37)``); ONNX Runtime fails on a Reshape at batch 3.
+    * dynamo, dynamic batch and width (``dynamic_shapes``, example batch 2, or
+      ``dynamic_axes``): the export itself fails, in ``torch.export`` or in decomposing
+      ``aten.lstm`` with a symbolic sequence length ("stack expects each tensor to be equal
+      size").
+    * TorchScript with ``dynamic_axes``: one ONNX ``LSTM`` op per layer, symbolic batch,
+      width and frames, and ONNX Runtime agrees with PyTorch within 1e-4 at batches 1, 3, 8
+      and widths 100, 160, 320 (the verification matrix).
+
+    The TorchScript exporter is deprecated upstream; should a torch release drop it, export
+    fails here with a one-line error and the export tests fail loudly.
+    """
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        # TracerWarnings from the input-shape guard in CRNN.forward (a constant for a fixed
+        # height), the TorchScript deprecation notice and the LSTM batch advice are all
+        # expected; the graph is checked and verified instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=_DYNAMIC_AXES if dynamic else None,
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
+def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int, dynamic: bool
+                ) -> None:
+    """Export ``model`` to ``path`` (one self-contained file) with metadata, then check it."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise CRNNError(f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET}")
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and num_classes != config.num_classes:
+        raise CRNNError(
+            f"the model has {num_classes} classes but the charset gives {config.num_classes} "
+            f"({len(config.charset)} characters + blank)"
+        )
+    param = next(model.parameters())
+    if param.dtype != torch.float32:
+        raise CRNNError(f"export needs a float32 model, got {param.dtype}; call model.float()")
+    example = torch.zeros(1, 3, config.height, config.width, device=param.device)
+
+    try:
+        with _eval_mode(model):
+            raw = _trace_to_onnx(model, example, opset=opset, dynamic=dynamic)
+    except (torch.onnx.errors.OnnxExporterError, RuntimeError, ValueError, TypeError) as err:
+        raise CRNNError(f"ONNX export failed: {_first_line(err)}") from None
+
+    proto = onnx.load_model_from_string(raw)
+    proto.producer_name = "crnn-onnx"
+    proto.producer_version = __version__
+    proto.doc_string = (
+        "CRNN text recogniser: images (N, 3, 32, W) float32 -> output0 (T, N, C) raw logits, "
+        "T = W // 4 + 1, CTC blank at class 0."
+    )
+    metadata = {
+        **config.to_metadata(),
+        "crnn_onnx.version": __version__,
+        "crnn_onnx.torch_version": torch.__version__,
+    }
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    try:
+        onnx.save_model(proto, str(path), save_as_external_data=False)
+    except OSError as err:
+        raise CRNNError(
+            f"cannot write to folder {str(path.parent)!r}: {err.strerror or err}"
+        ) from None
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise CRNNError(f"the exported graph fails the ONNX checker: {_first_line(err)}") from None
+
+
+def export_onnx(
+    model: nn.Module,
+    config: CRNNConfig,
+    output: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic: bool = True,
+) -> Path:
+    """Export a CRNN to one self-contained, checked ONNX file, atomically.
+
+    Args:
+        model: float32 CRNN on any device; exported in eval mode (its mode is restored).
+        config: written into ``metadata_props``; ``config.width`` is the static width.
+        output: destination ``.onnx`` path; its folder is created if needed.
+        opset: ONNX opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
+        dynamic: symbolic batch and width (``images`` (batch, 3, 32, width) -> ``output0``
+            (frames, batch, C)); else fixed (1, 3, 32, config.width) -> (T, 1, C).
+
+    Returns:
+        ``output`` as a Path.
+
+    Raises:
+        CRNNError: unsupported opset, class-count mismatch, non-float32 model, export or
+            checker failure, or the file cannot be written.
+    """
+    output = Path(output)
+    with _atomic_output(output) as tmp:
+        _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic)
+    return output
+
+
+def _import_onnxruntime() -> ModuleType:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CRNNError(
+            "verifying the export needs ONNX Runtime: pip install 'crnn-onnx[cpu]' "
+            "(or 'crnn-onnx[gpu]'), or skip verification"
+        ) from None
+    return onnxruntime
+
+
+def _ort_errors(ort: ModuleType) -> tuple[type[BaseException], ...]:
+    """ONNX Runtime's exception classes (they derive from Exception, not RuntimeError)."""
+    state = ort.capi.onnxruntime_pybind11_state
+    found = [
+        value for value in vars(state).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    ]
+    return (*found, RuntimeError)
+
+
+@contextlib.contextmanager
+def _single_threaded_torch() -> Iterator[None]:
+    """Run torch on one CPU thread for the duration, then restore the previous count.
+
+    The verification inputs are small (the whole default matrix takes ~1 s on one core),
+    and torch's OpenMP threads busy-wait on each other: on a machine whose cores are busy
+    with other work, two threads made the same matrix take ~28 s instead of ~1 s.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def verify_onnx(
+    model: nn.Module,
+    onnx_path: str | Path,
+    config: CRNNConfig,
+    *,
+    batch_sizes: Sequence[int] = (1, 3, 8),
+    widths: Sequence[int] = (100, 160, 320),
+    atol: float = 1e-4,
+    seed: int = 0,
+) -> VerifyReport:
+    """Compare ONNX Runtime (CPUExecutionProvider) with PyTorch on seeded random inputs.
+
+    Each case feeds the same (batch, 3, 32, width) float32 standard-normal tensor to both
+    and records the largest absolute difference of the (T, batch, C) logits. Dimensions the
+    ONNX input fixes (a static export) replace the requested ones, so a static model is
+    checked at its own shape only.
+
+    Args:
+        model: the PyTorch reference, run in eval mode (its mode is restored).
+        onnx_path: the ONNX file to check.
+        config: gives the input height.
+        batch_sizes: batch sizes to try where the batch is symbolic.
+        widths: widths to try where the width is symbolic.
+        atol: tolerance recorded in the report (``report.passed``); never raises for it.
+        seed: seed of the random inputs.
+
+    Returns:
+        One :class:`VerifyCase` per (batch, width) in a :class:`VerifyReport`.
+
+    Raises:
+        CRNNError: ONNX Runtime is missing or cannot load/run the file, or the output
+            shapes differ.
+    """
+    ort = _import_onnxruntime()
+    errors = _ort_errors(ort)
+    try:
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except errors as err:
+        raise CRNNError(f"ONNX Runtime cannot load {str(onnx_path)!r}: {_first_line(err)}"
+                        ) from None
+    model_input, model_output = session.get_inputs()[0], session.get_outputs()[0]
+    fixed_batch, _, _, fixed_width = model_input.shape
+    if isinstance(fixed_batch, int):
+        batch_sizes = (fixed_batch,)
+    if isinstance(fixed_width, int):
+        widths = (fixed_width,)
+
+    device = next(model.parameters()).device
+    rng = np.random.default_rng(seed)
+    cases = []
+    with _eval_mode(model), _single_threaded_torch():
+        for batch in batch_sizes:
+            for width in widths:
+                images = rng.standard_normal((batch, 3, config.height, width), dtype=np.float32)
+                with torch.inference_mode():
+                    expected = model(torch.from_numpy(images).to(device)).float().cpu().numpy()
+                try:
+                    got = session.run([model_output.name], {model_input.name: images})[0]
+                except errors as err:
+                    raise CRNNError(
+                        f"ONNX Runtime failed at batch {batch}, width {width}: {_first_line(err)}"
+                    ) from None
+                if got.shape != expected.shape:
+                    raise CRNNError(
+                        f"ONNX output shape {got.shape} differs from PyTorch's "
+                        f"{expected.shape} at batch {batch}, width {width}"
+                    )
+                diff = float(np.max(np.abs(got.astype(np.float32) - expected)))
+                cases.append(VerifyCase(batch, width, diff if math.isfinite(diff) else math.inf))
+    return VerifyReport(cases=tuple(cases), atol=atol)
+
+
+def export_checkpoint(
+    ckpt: str | Path,
+    config: CRNNConfig,
+    output: str | Path | None = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic: bool = True,
+    verify: bool = True,
+    atol: float = 1e-4,
+) -> ExportReport:
+    """Load a checkpoint, export it to ONNX, verify it, and only then publish the file.
+
+    Verification runs on the temporary file before the rename, so a model that fails it is
+    never written to ``output`` (and a file already there is kept): an unverified model
+    cannot be mistaken for a good one.
+
+    Args:
+        ckpt: ``.pth`` checkpoint (see :func:`crnn_onnx.checkpoint.load_checkpoint`).
+        config: charset and input size; stored in the file's metadata.
+        output: destination; default: ``ckpt`` with the suffix ``.onnx`` (as upstream).
+        opset: ONNX opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
+        dynamic: symbolic batch and width; else fixed (1, 3, 32, config.width).
+        verify: compare with PyTorch (batches 1, 3, 8 × widths 100, 160, 320 when dynamic).
+        atol: largest absolute logit difference accepted.
+
+    Returns:
+        An :class:`ExportReport`.
+
+    Raises:
+        CRNNError: the checkpoint does not load, export or writing fails, ONNX Runtime is
+            missing (with ``verify``), or the outputs differ by more than ``atol``.
+    """
+    start = time.perf_counter()
+    ckpt = Path(ckpt)
+    output = Path(output) if output is not None else ckpt.with_suffix(".onnx")
+    if not (math.isfinite(atol) and atol >= 0):
+        raise CRNNError(f"atol must be a non-negative number, got {atol}")
+    if output.resolve() == ckpt.resolve():
+        raise CRNNError(f"output {str(output)!r} would overwrite the checkpoint")
+    if verify:
+        _import_onnxruntime()  # fail before the slow part
+    model = load_checkpoint(ckpt, config)
+    report: VerifyReport | None = None
+    verify_seconds = 0.0
+    with _atomic_output(output) as tmp:
+        _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic)
+        export_seconds = time.perf_counter() - start
+        if verify:
+            report = verify_onnx(model, tmp, config, atol=atol)
+            verify_seconds = time.perf_counter() - start - export_seconds
+            if not report.passed:
+                worst = report.worst
+                raise CRNNError(
+                    f"ONNX Runtime and PyTorch differ by up to {worst.max_abs_diff:.3g} "
+                    f"(atol {atol:g}, at batch {worst.batch}, width {worst.width}); "
+                    f"nothing was written to {str(output)!r} (a larger atol accepts it)"
+                )
+        size = tmp.stat().st_size
+    logger.debug("exported %s (%d bytes)", output, size)
+    return ExportReport(
+        output=output,
+        opset=opset,
+        size_bytes=size,
+        dynamic=dynamic,
+        max_diff=report.max_diff if report else None,
+        cases=report.cases if report else (),
+        export_seconds=export_seconds,
+        verify_seconds=verify_seconds,
+    )
