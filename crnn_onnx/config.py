@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -212,14 +212,16 @@ def _from_mapping(raw: Mapping[str, Any], *, source: str, base_dir: Path | None 
                 raise CRNNError(f"config key 'charset' must be {_FIELD_TYPES[key]}, got {value!r}")
         elif key == "dict_path":
             if not isinstance(value, str):
-                raise CRNNError(f"config key 'dict_path' must be {_FIELD_TYPES[key]}, got {value!r}")
+                raise CRNNError(
+                    f"config key 'dict_path' must be {_FIELD_TYPES[key]}, got {value!r}")
             path = Path(value)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
             kwargs["charset"] = read_dict_file(path)
         elif key == "pad_value":
             if not _is_number(value):
-                raise CRNNError(f"config key 'pad_value' must be {_FIELD_TYPES[key]}, got {value!r}")
+                raise CRNNError(
+                    f"config key 'pad_value' must be {_FIELD_TYPES[key]}, got {value!r}")
             kwargs[key] = float(value)
         else:  # keep_ratio, bgr_to_rgb
             if not isinstance(value, bool):

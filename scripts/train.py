@@ -138,6 +138,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # denormals slow CPU kernels many times over
     torch.manual_seed(args.seed)
     args.run.mkdir(parents=True, exist_ok=True)
     log_file = open(args.run / "train.log", "a", encoding="utf-8")
