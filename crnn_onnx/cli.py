@@ -106,8 +106,15 @@ def export(
                      help="Compare ONNX Runtime with PyTorch before writing the file."),
     ] = True,
     atol: Annotated[
-        float, typer.Option("--atol", help="Largest absolute logit difference accepted.")
-    ] = 1e-4,
+        float | None,
+        typer.Option("--atol", help="Largest absolute logit difference accepted; default 1e-4, "
+                     "or 0.1 with --fp16.", show_default=False),
+    ] = None,
+    fp16: Annotated[
+        bool,
+        typer.Option("--fp16", help="float16 weights and activations for GPUs; input and output "
+                     "stay float32."),
+    ] = False,
 ) -> None:
     """Export a checkpoint to a self-describing ONNX model, verified against PyTorch."""
     with _errors_to_exit():
@@ -120,10 +127,13 @@ def export(
                 raise
             raise CRNNError(f"export needs {err.name}: pip install 'crnn-onnx[export]'") from None
         from crnn_onnx.config import load_config
+        from crnn_onnx.fp16 import FP16_ATOL
 
         cfg = load_config(config)
+        atol = atol if atol is not None else FP16_ATOL if fp16 else 1e-4
         report = export_checkpoint(
-            ckpt, cfg, output, opset=opset, dynamic=not static, verify=verify, atol=atol
+            ckpt, cfg, output, opset=opset, dynamic=not static, verify=verify, atol=atol,
+            fp16=fp16,
         )
     shapes = (
         "dynamic (batch, 3, 32, width)" if report.dynamic
@@ -138,6 +148,8 @@ def export(
     typer.echo(f"opset     {report.opset}")
     typer.echo(f"size      {report.size_bytes / 1e6:.1f} MB")
     typer.echo(f"shapes    {shapes}")
+    if report.fp16:
+        typer.echo("precision fp16 (input and output float32)")
     typer.echo(f"max diff  {diff}")
     typer.echo(f"time      {report.seconds:.1f} s")
 
@@ -395,3 +407,181 @@ def synth(
             raise CRNNError("synth needs Pillow: pip install 'crnn-onnx[synth]'") from None
         labels = write_dataset(out_dir, count, split=split.value, seed=seed)
     typer.echo(f"wrote {count} crops and {labels}")
+
+
+# --- issue 5: performance --------------------------------------------------------------------
+
+
+class _ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class _Calibration(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+def _int_list(value: str, option: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}",
+                                 param_hint=option) from None
+    if not numbers or min(numbers) < 1:
+        raise typer.BadParameter(f"expected integers >= 1, got {value!r}", param_hint=option)
+    return numbers
+
+
+@app.command()
+def benchmark(
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="fp32 ONNX model; default: the shipped "
+                     "weights/crnn.onnx."),
+    ] = None,
+    batch_sizes: Annotated[
+        str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")
+    ] = "1,8,32",
+    width: Annotated[
+        int | None,
+        typer.Option("--width", min=1, help="Input width; default: the model's (100)."),
+    ] = None,
+    engines: Annotated[
+        str,
+        typer.Option("--engines", help="Comma-separated: torch (eager, on --ckpt), ort (the "
+                     "model), ort-int8 (--int8-model), ort-fp16 (--fp16-model)."),
+    ] = "torch,ort,ort-int8",
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Intra-op threads for every engine; default: "
+                     "one per CPU."),
+    ] = None,
+    device: Annotated[
+        _Device, typer.Option("--device", help="ONNX Runtime device for the ort engines.")
+    ] = _Device.cpu,
+    ckpt: Annotated[
+        Path | None,
+        typer.Option("--ckpt", help="Checkpoint for the torch engine; default: MODEL with .pth."),
+    ] = None,
+    int8_model: Annotated[
+        Path | None,
+        typer.Option("--int8-model", help="Model for ort-int8; default: MODEL's NAME.int8.onnx."),
+    ] = None,
+    fp16_model: Annotated[
+        Path | None,
+        typer.Option("--fp16-model", help="Model for ort-fp16; default: MODEL's NAME.fp16.onnx."),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", help="Word images (a folder): the engines' inputs, and the "
+                     "pipeline and start-up timings; without it the engines get random noise."),
+    ] = None,
+    pipeline_images: Annotated[
+        int, typer.Option("--pipeline-images", min=1, help="Most images for the pipeline.")
+    ] = 1000,
+    seconds: Annotated[
+        float,
+        typer.Option("--seconds", min=0.01, help="Timed seconds per engine and batch size."),
+    ] = 1.0,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="Untimed runs per engine and batch size.")
+    ] = 3,
+    startup_runs: Annotated[
+        int,
+        typer.Option("--startup-runs", min=0, help="One-image predict processes to time "
+                     "(needs --images; 0 skips)."),
+    ] = 3,
+    fmt: Annotated[
+        _ReportFormat, typer.Option("--format", "-f", help="text tables or one JSON object.")
+    ] = _ReportFormat.text,
+) -> None:
+    """Time torch eager, ONNX Runtime fp32/int8/fp16 and predict's pipeline on the same inputs."""
+    import json
+
+    from crnn_onnx.benchmark import ENGINES, format_text, run_benchmark
+    from crnn_onnx.weights import default_model_path
+
+    sizes = _int_list(batch_sizes, "--batch-sizes")
+    names = [name.strip() for name in engines.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ENGINES]
+    if not names or unknown:
+        raise typer.BadParameter(
+            f"unknown engine(s) {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(ENGINES)}", param_hint="--engines",
+        )
+    with _errors_to_exit():
+        report = run_benchmark(
+            model if model is not None else default_model_path(),
+            engines=names, batch_sizes=sizes, width=width, threads=threads,
+            device=device.value, ckpt=ckpt, int8_model=int8_model, fp16_model=fp16_model,
+            images=images, pipeline_images=pipeline_images, seconds=seconds, warmup=warmup,
+            startup_runs=startup_runs,
+        )
+    if fmt is _ReportFormat.json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(format_text(report))
+
+
+@app.command()
+def quantize(
+    model: Annotated[
+        Path, typer.Argument(help="fp32 ONNX model to quantize.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="int8 model to write; default: NAME.int8.onnx "
+                     "beside MODEL."),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="Folder of word images to calibrate on; default: "
+                     "synthetic crops of the train split (crnn_onnx.synth)."),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", min=2, help="Most calibration images (1 in 5 is kept "
+                          "out to check the result).")
+    ] = 320,
+    per_channel: Annotated[
+        bool,
+        typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output "
+                     "channel or per tensor."),
+    ] = True,
+    lstm: Annotated[
+        bool,
+        typer.Option("--lstm/--no-lstm", help="Also quantize the LSTM weights (dynamic int8); "
+                     "--no-lstm keeps the LSTM float32."),
+    ] = True,
+    method: Annotated[
+        _Calibration, typer.Option("--method", help="How activation ranges are calibrated.")
+    ] = _Calibration.minmax,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling or rendering.")] = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML config overriding the model's metadata."),
+    ] = None,
+) -> None:
+    """Quantize a model to int8 for the CPU (static, calibrated on word images)."""
+    from crnn_onnx.config import load_config
+
+    with _errors_to_exit():
+        from crnn_onnx.quantize import quantize_model
+
+        cfg = load_config(config) if config is not None else None
+        report = quantize_model(
+            model, output, calibration=calibration, count=count, per_channel=per_channel,
+            lstm=lstm, method=method.value, seed=seed, config=cfg,
+        )
+    scales = "per channel" if report.per_channel else "per tensor"
+    typer.echo(f"quantized  {report.output}")
+    typer.echo(f"weights    int8 ({scales}); activations uint8; LSTM "
+               f"{'int8 (dynamic)' if report.lstm else 'float32'}")
+    typer.echo(f"calibrated on {report.calibration_images} {report.calibration} "
+               f"({report.method})")
+    typer.echo(f"agreement  {100 * report.agreement:.1f}% of {report.check_images} images kept "
+               "out of calibration read as the fp32 model reads them")
+    typer.echo(f"size       {report.size_bytes / 1e6:.1f} MB (fp32 "
+               f"{report.source_bytes / 1e6:.1f} MB)")
+    typer.echo(f"time       {report.seconds:.1f} s")

@@ -112,6 +112,7 @@ class ExportReport:
         cases: per-shape differences; empty when verification was skipped.
         export_seconds: loading the checkpoint, exporting and checking the graph.
         verify_seconds: running both frameworks on the verification inputs.
+        fp16: weights and activations are float16 (input and output stay float32).
     """
 
     output: Path
@@ -122,6 +123,7 @@ class ExportReport:
     cases: tuple[VerifyCase, ...]
     export_seconds: float
     verify_seconds: float
+    fp16: bool = False
 
     @property
     def seconds(self) -> float:
@@ -212,9 +214,13 @@ def _trace_to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, dynam
     return buffer.getvalue()
 
 
-def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int, dynamic: bool
-                ) -> None:
-    """Export ``model`` to ``path`` (one self-contained file) with metadata, then check it."""
+def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int, dynamic: bool,
+                fp16: bool = False) -> None:
+    """Export ``model`` to ``path`` (one self-contained file) with metadata, then check it.
+
+    With ``fp16`` the graph is converted to float16 (float32 input and output) before it is
+    written; see :mod:`crnn_onnx.fp16`.
+    """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CRNNError(f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET}")
     num_classes = getattr(model, "num_classes", None)
@@ -249,6 +255,10 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
+    if fp16:
+        from crnn_onnx.fp16 import to_fp16
+
+        proto = to_fp16(proto)
     try:
         onnx.save_model(proto, str(path), save_as_external_data=False)
     except OSError as err:
@@ -268,6 +278,7 @@ def export_onnx(
     *,
     opset: int = DEFAULT_OPSET,
     dynamic: bool = True,
+    fp16: bool = False,
 ) -> Path:
     """Export a CRNN to one self-contained, checked ONNX file, atomically.
 
@@ -278,6 +289,7 @@ def export_onnx(
         opset: ONNX opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
         dynamic: symbolic batch and width (``images`` (batch, 3, 32, width) -> ``output0``
             (frames, batch, C)); else fixed (1, 3, 32, config.width) -> (T, 1, C).
+        fp16: float16 weights and activations, float32 input and output (for GPUs).
 
     Returns:
         ``output`` as a Path.
@@ -288,7 +300,7 @@ def export_onnx(
     """
     output = Path(output)
     with _atomic_output(output) as tmp:
-        _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic)
+        _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
     return output
 
 
@@ -409,7 +421,8 @@ def export_checkpoint(
     opset: int = DEFAULT_OPSET,
     dynamic: bool = True,
     verify: bool = True,
-    atol: float = 1e-4,
+    atol: float | None = None,
+    fp16: bool = False,
 ) -> ExportReport:
     """Load a checkpoint, export it to ONNX, verify it, and only then publish the file.
 
@@ -424,7 +437,10 @@ def export_checkpoint(
         opset: ONNX opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
         dynamic: symbolic batch and width; else fixed (1, 3, 32, config.width).
         verify: compare with PyTorch (batches 1, 3, 8 × widths 100, 160, 320 when dynamic).
-        atol: largest absolute logit difference accepted.
+        atol: largest absolute logit difference accepted; ``None``: 1e-4, or
+            :data:`crnn_onnx.fp16.FP16_ATOL` with ``fp16``.
+        fp16: write a float16 model with float32 input and output (for GPUs), verified
+            against the float32 PyTorch model.
 
     Returns:
         An :class:`ExportReport`.
@@ -436,6 +452,10 @@ def export_checkpoint(
     start = time.perf_counter()
     ckpt = Path(ckpt)
     output = Path(output) if output is not None else ckpt.with_suffix(".onnx")
+    if atol is None:
+        from crnn_onnx.fp16 import FP16_ATOL
+
+        atol = FP16_ATOL if fp16 else 1e-4
     if not (math.isfinite(atol) and atol >= 0):
         raise CRNNError(f"atol must be a non-negative number, got {atol}")
     if output.resolve() == ckpt.resolve():
@@ -446,7 +466,7 @@ def export_checkpoint(
     report: VerifyReport | None = None
     verify_seconds = 0.0
     with _atomic_output(output) as tmp:
-        _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic)
+        _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
         export_seconds = time.perf_counter() - start
         if verify:
             report = verify_onnx(model, tmp, config, atol=atol)
@@ -469,4 +489,5 @@ def export_checkpoint(
         cases=report.cases if report else (),
         export_seconds=export_seconds,
         verify_seconds=verify_seconds,
+        fp16=fp16,
     )

@@ -1,0 +1,610 @@
+"""``crnn-onnx benchmark``: torch eager against ONNX Runtime, and where predict's time goes.
+
+Everything runs in one process on the same inputs, so the ratios are fair:
+
+* **Engines** (:data:`ENGINES`): ``torch`` (PyTorch eager on the checkpoint the model was
+  exported from; skipped with a note where torch or the checkpoint is missing), ``ort``
+  (the fp32 ONNX model), ``ort-int8`` (its ``crnn-onnx quantize`` output) and ``ort-fp16``
+  (its ``export --fp16`` twin, meant for CUDA). Each is timed at every batch size: warm-up
+  runs first, then runs for a fixed time, split over rounds that alternate the engine order
+  so that a background load drifting over time spreads over all engines alike. Reported:
+  median and 90th-percentile latency per batch, images/s at the median, and the speed-ups
+  over torch and over ``ort``.
+* **Pipeline** (with ``images``): the stages of ``predict`` timed one after the other on
+  the same files (image decode, preprocessing with batching, inference, CTC decoding),
+  then :class:`~crnn_onnx.predictor.Predictor` end to end on those files. Its throughput
+  against the inference stage alone ("model-only") says how well reading overlaps
+  inference.
+* **Start-up**: one-image ``crnn-onnx predict`` as a whole process, start to exit.
+
+Timings on a busy machine mean little: the report gives the share of the CPUs that other
+processes used while it ran (Linux), so a reader can tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.session import Device, OrtSession, SessionOptions
+
+__all__ = [
+    "ENGINES",
+    "BenchmarkReport",
+    "EngineTiming",
+    "PipelineReport",
+    "StageTiming",
+    "format_text",
+    "run_benchmark",
+]
+
+logger = logging.getLogger(__name__)
+
+ENGINES: tuple[str, ...] = ("torch", "ort", "ort-int8", "ort-fp16")
+_BASELINES = ("torch", "ort")
+_ROUNDS = 2
+_MIN_RUNS = 5
+_MAX_RUNS = 2000
+
+
+@dataclass(frozen=True)
+class EngineTiming:
+    """Latency of one engine at one batch size.
+
+    Attributes:
+        engine: one of :data:`ENGINES`.
+        batch: images per run.
+        width: input width.
+        median_ms, p90_ms: latency of one run (one batch), in milliseconds.
+        runs: timed runs.
+    """
+
+    engine: str
+    batch: int
+    width: int
+    median_ms: float
+    p90_ms: float
+    runs: int
+
+    @property
+    def images_per_s(self) -> float:
+        """Throughput at the median latency."""
+        return self.batch / (self.median_ms / 1000.0)
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """Time of one pipeline stage, per image, when the stages run one after the other."""
+
+    stage: str
+    ms_per_image: float
+
+
+@dataclass(frozen=True)
+class PipelineReport:
+    """predict's stages, and predict end to end, on the same image files.
+
+    Attributes:
+        images: files read.
+        batch: batch size of the inference stage and of the Predictor.
+        source: where the files came from.
+        stages: decode, preprocess, inference, ctc, one after the other.
+        end_to_end_s: wall time of :meth:`Predictor.predict_paths` over the files.
+    """
+
+    images: int
+    batch: int
+    source: str
+    stages: tuple[StageTiming, ...]
+    end_to_end_s: float
+
+    @property
+    def model_only_images_per_s(self) -> float:
+        """Throughput of the inference stage alone."""
+        inference = next(s for s in self.stages if s.stage == "inference")
+        return 1000.0 / inference.ms_per_image
+
+    @property
+    def end_to_end_images_per_s(self) -> float:
+        return self.images / self.end_to_end_s
+
+    @property
+    def efficiency(self) -> float:
+        """End-to-end throughput as a fraction of model-only throughput."""
+        return self.end_to_end_images_per_s / self.model_only_images_per_s
+
+
+@dataclass(frozen=True)
+class BenchmarkReport:
+    """Everything :func:`run_benchmark` measured.
+
+    Attributes:
+        machine: CPU model, logical CPUs, notable instruction sets.
+        versions: package versions (onnxruntime, torch, numpy, opencv).
+        threads: intra-op threads given to every engine.
+        width: input width of the engine timings.
+        inputs: what the engines were fed, in words.
+        models: engine -> model file (or checkpoint, for torch).
+        timings: one per engine and batch size that ran.
+        max_abs_diff: engine -> largest |logit difference| from ``ort`` on the largest
+            batch (a check that the engines compute the same model).
+        pipeline: the stage breakdown, when images were given.
+        startup_s: median wall time of a one-image ``crnn-onnx predict`` process.
+        background_load: share of the CPUs used by *other* processes while this ran
+            (``None`` where it cannot be read).
+        notes: what was skipped and why, and caveats.
+    """
+
+    machine: str
+    versions: dict[str, str]
+    threads: int
+    width: int
+    inputs: str
+    models: dict[str, str]
+    timings: tuple[EngineTiming, ...]
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    pipeline: PipelineReport | None = None
+    startup_s: float | None = None
+    background_load: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def timing(self, engine: str, batch: int) -> EngineTiming | None:
+        return next((t for t in self.timings if t.engine == engine and t.batch == batch), None)
+
+    def speedup(self, engine: str, batch: int, baseline: str) -> float | None:
+        """How many times faster ``engine`` is than ``baseline`` at ``batch`` (medians)."""
+        mine, base = self.timing(engine, batch), self.timing(baseline, batch)
+        if mine is None or base is None:
+            return None
+        return base.median_ms / mine.median_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the fields, plus images/s and speed-ups per timing."""
+        out = asdict(self)
+        out["timings"] = [
+            {
+                **asdict(t),
+                "images_per_s": t.images_per_s,
+                **{f"speedup_vs_{b}": self.speedup(t.engine, t.batch, b) for b in _BASELINES},
+            }
+            for t in self.timings
+        ]
+        if self.pipeline is not None:
+            out["pipeline"]["model_only_images_per_s"] = self.pipeline.model_only_images_per_s
+            out["pipeline"]["end_to_end_images_per_s"] = self.pipeline.end_to_end_images_per_s
+            out["pipeline"]["efficiency"] = self.pipeline.efficiency
+        out["notes"] = list(self.notes)
+        return out
+
+
+# --- engines ------------------------------------------------------------------------------
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def _torch_runner(ckpt: Path, config: CRNNConfig, threads: int) -> Runner:
+    import torch
+
+    from crnn_onnx.checkpoint import load_checkpoint
+
+    torch.set_num_threads(threads)
+    model = load_checkpoint(ckpt, config).eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch)).numpy()
+
+    return run
+
+
+def _ort_runner(path: Path, device: Device, threads: int) -> tuple[Runner, OrtSession]:
+    session = OrtSession(path, SessionOptions(device=device, threads=threads))
+    return session.run, session
+
+
+def _variant_path(model: Path, suffix: str) -> Path:
+    return model.with_name(f"{model.stem}.{suffix}.onnx")
+
+
+def _load_engines(
+    engines: Sequence[str], model: Path, *, ckpt: Path | None, int8_model: Path | None,
+    fp16_model: Path | None, device: Device, threads: int, notes: list[str],
+) -> tuple[dict[str, Runner], dict[str, str], OrtSession]:
+    """Build the runners that can run; explain the others in ``notes``."""
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise CRNNError(f"unknown engine(s) {', '.join(unknown)} (known: {', '.join(ENGINES)})")
+    reference_run, reference = _ort_runner(model, device, threads)
+    runners: dict[str, Runner] = {}
+    paths: dict[str, str] = {}
+    for engine in engines:
+        if engine == "ort":
+            runners[engine], paths[engine] = reference_run, str(model)
+        elif engine in ("ort-int8", "ort-fp16"):
+            kind = engine.removeprefix("ort-")
+            given = int8_model if kind == "int8" else fp16_model
+            path = given if given is not None else _variant_path(model, kind)
+            if not path.is_file():
+                how = (f"crnn-onnx quantize {model}" if kind == "int8"
+                       else "crnn-onnx export --fp16 --ckpt CKPT")
+                notes.append(f"{engine} skipped: {path} not found (make it with `{how}`, or "
+                             f"pass --{kind}-model)")
+                continue
+            runners[engine], _ = _ort_runner(path, device, threads)
+            paths[engine] = str(path)
+            if kind == "fp16" and reference.device == "cpu":
+                notes.append("ort-fp16 on the CPU: ONNX Runtime has no fp16 kernels for this "
+                             "model's ops there and computes in fp32 between Casts; fp16 is "
+                             "for CUDA")
+        elif engine == "torch":
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                notes.append("torch skipped: PyTorch is not installed (pip install "
+                             "'crnn-onnx[export]')")
+                continue
+            path = ckpt if ckpt is not None else model.with_suffix(".pth")
+            if not path.is_file():
+                notes.append(f"torch skipped: no checkpoint ({path} not found; pass --ckpt)")
+                continue
+            runners[engine] = _torch_runner(path, reference.config, threads)
+            paths[engine] = str(path)
+    return runners, paths, reference
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def _time_engines(
+    runners: dict[str, Runner], x: np.ndarray, *, seconds: float, warmup: int
+) -> dict[str, list[float]]:
+    """Per engine, the seconds of each timed run on ``x``.
+
+    Each engine is warmed up, then timed for ``seconds`` in all, in :data:`_ROUNDS`
+    blocks; the engine order reverses from one round to the next. Blocks (rather than one
+    run each in turn) keep one engine's idle worker threads, which spin for a while after
+    a run, from stealing the cores of the next engine's run.
+    """
+    names = list(runners)
+    for name in names:
+        for _ in range(warmup):
+            runners[name](x)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    per_block = seconds / _ROUNDS
+    for round_index in range(_ROUNDS):
+        order = names if round_index % 2 == 0 else names[::-1]
+        for name in order:
+            run = runners[name]
+            run(x)  # settle the threads after the previous engine's block
+            block: list[float] = []
+            started = time.perf_counter()
+            while (len(block) < _MIN_RUNS // _ROUNDS + 1
+                   or time.perf_counter() - started < per_block) and len(block) < _MAX_RUNS:
+                t0 = time.perf_counter()
+                run(x)
+                block.append(time.perf_counter() - t0)
+            times[name].extend(block)
+    return times
+
+
+def _timing(engine: str, x: np.ndarray, samples: list[float]) -> EngineTiming:
+    ms = np.asarray(samples) * 1000.0
+    return EngineTiming(
+        engine=engine, batch=x.shape[0], width=x.shape[3],
+        median_ms=float(np.median(ms)), p90_ms=float(np.percentile(ms, 90)), runs=len(ms),
+    )
+
+
+# --- inputs and pipeline --------------------------------------------------------------------
+
+
+def _image_files(images: Path, limit: int) -> list[str]:
+    from crnn_onnx.images import expand_paths
+
+    files = [src.path for src in expand_paths([images]) if src.error is None]
+    if not files:
+        raise CRNNError(f"{images}: no image files found")
+    return files[:limit]
+
+
+def _inputs(files: list[str] | None, config: CRNNConfig, width: int, count: int
+            ) -> np.ndarray:
+    """(count, 3, 32, width) float32: real preprocessed crops (repeated if too few), or
+    seeded standard-normal noise without files."""
+    if not files:
+        return np.random.default_rng(0).standard_normal((count, 3, config.height, width),
+                                                        dtype=np.float32)
+    from crnn_onnx.images import read_image
+    from crnn_onnx.preprocess import preprocess
+
+    tensors = [preprocess(read_image(f), config, width) for f in files[:count]]
+    return np.stack([tensors[i % len(tensors)] for i in range(count)])
+
+
+def _pipeline(files: list[str], source: str, model: Path, session: OrtSession, *, batch: int,
+              device: Device, threads: int) -> PipelineReport:
+    """Time predict's stages one after the other, then the Predictor end to end."""
+    from crnn_onnx.decoder import ctc_greedy_decode
+    from crnn_onnx.images import read_image
+    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.preprocess import preprocess
+
+    config = session.config
+    n = len(files)
+    t0 = time.perf_counter()
+    decoded = [read_image(f) for f in files]
+    t1 = time.perf_counter()
+    batches = [
+        np.stack([preprocess(image, config) for image in decoded[i:i + batch]])
+        for i in range(0, n, batch)
+    ]
+    t2 = time.perf_counter()
+    logits = [session.run(b) for b in batches]
+    t3 = time.perf_counter()
+    for out in logits:
+        ctc_greedy_decode(out, config.charset)
+    t4 = time.perf_counter()
+    stages = tuple(
+        StageTiming(stage, 1000.0 * seconds / n)
+        for stage, seconds in (("image decode", t1 - t0), ("preprocessing", t2 - t1),
+                               ("inference", t3 - t2), ("CTC decoding", t4 - t3))
+    )
+
+    predictor = Predictor(model, device, batch_size=batch, threads=threads)
+    predictor.predict(files[:1])  # warm-up: first-run allocations
+    start = time.perf_counter()
+    count = sum(1 for _ in predictor.predict_paths(files))
+    end_to_end = time.perf_counter() - start
+    if count != n:
+        raise CRNNError(f"the pipeline returned {count} predictions for {n} files")
+    return PipelineReport(images=n, batch=batch, source=source, stages=stages,
+                          end_to_end_s=end_to_end)
+
+
+def _startup(image: str, model: Path, runs: int) -> float:
+    """Median wall time of ``python -m crnn_onnx predict IMAGE --model MODEL -q``."""
+    command = [sys.executable, "-m", "crnn_onnx", "predict", image, "--model", str(model), "-q"]
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              check=False)
+        walls.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise CRNNError(f"one-image predict failed: {done.stderr.decode().strip()[-300:]}")
+    return statistics.median(walls)
+
+
+# --- machine ----------------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    extras = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f in flags]
+    cpus = os.cpu_count() or 1
+    return f"{model}, {cpus} CPU{'s' if cpus != 1 else ''}" + (
+        f" ({', '.join(extras)})" if extras else "")
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("onnxruntime", "onnxruntime-gpu", "torch", "numpy", "opencv-python-headless"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class _LoadMeter:
+    """Share of all CPUs that other processes used between start and :meth:`stop` (Linux)."""
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / hz  # all but idle and iowait
+        t = os.times()
+        mine = t.user + t.system + t.children_user + t.children_system
+        return time.monotonic(), busy, mine
+
+    def stop(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None:
+            return None
+        wall = end[0] - self._start[0]
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return max(0.0, others / (wall * (os.cpu_count() or 1))) if wall > 0 else None
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def run_benchmark(
+    model: str | Path,
+    *,
+    engines: Sequence[str] = ("torch", "ort", "ort-int8"),
+    batch_sizes: Sequence[int] = (1, 8, 32),
+    width: int | None = None,
+    threads: int | None = None,
+    device: Device = "cpu",
+    ckpt: str | Path | None = None,
+    int8_model: str | Path | None = None,
+    fp16_model: str | Path | None = None,
+    images: str | Path | None = None,
+    pipeline_images: int = 1000,
+    pipeline_batch: int | None = None,
+    seconds: float = 1.0,
+    warmup: int = 3,
+    startup_runs: int = 3,
+) -> BenchmarkReport:
+    """Time the engines on the same inputs, then the pipeline and the start-up.
+
+    Args:
+        model: the fp32 ONNX model (``ort``); the other engines' files default to its
+            neighbours: ``NAME.int8.onnx``, ``NAME.fp16.onnx`` and ``NAME.pth``.
+        engines: which of :data:`ENGINES` to time; missing ones are skipped with a note.
+        batch_sizes: images per run.
+        width: input width; default the model's.
+        threads: intra-op threads for every engine (torch and ONNX Runtime); default one
+            per CPU.
+        device: ONNX Runtime device (``cpu`` by default, to compare with torch on the CPU).
+        ckpt: checkpoint for ``torch``.
+        int8_model, fp16_model: files for ``ort-int8`` / ``ort-fp16``.
+        images: folder (or file/glob) of word images: the engines' inputs, the pipeline
+            breakdown and the start-up run use them; without it the engines get seeded
+            noise and the pipeline and start-up are skipped.
+        pipeline_images: most files for the pipeline.
+        pipeline_batch: batch size of the pipeline; default the largest of ``batch_sizes``.
+        seconds: timed seconds per engine and batch size (after ``warmup`` runs).
+        warmup: untimed runs per engine and batch size.
+        startup_runs: one-image processes to time (0 skips it).
+
+    Raises:
+        CRNNError: bad arguments, an unknown engine, or a model that does not load.
+    """
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise CRNNError(f"batch sizes must be at least 1, got {list(batch_sizes)}")
+    if seconds <= 0 or warmup < 0 or startup_runs < 0 or pipeline_images < 1:
+        raise CRNNError("seconds must be > 0, warmup and startup runs >= 0, pipeline images >= 1")
+    if not engines:
+        raise CRNNError("no engines to benchmark")
+    meter = _LoadMeter()
+    model = Path(model)
+    threads = threads or os.cpu_count() or 1
+    notes: list[str] = []
+    runners, paths, reference = _load_engines(
+        list(dict.fromkeys(engines)), model,
+        ckpt=Path(ckpt) if ckpt is not None else None,
+        int8_model=Path(int8_model) if int8_model is not None else None,
+        fp16_model=Path(fp16_model) if fp16_model is not None else None,
+        device=device, threads=threads, notes=notes,
+    )
+    if not runners:
+        raise CRNNError("none of the engines can run: " + "; ".join(notes))
+    config = reference.config
+    width = width or config.width
+    if reference.static_width is not None and width != reference.static_width:
+        raise CRNNError(f"this model's input width is fixed at {reference.static_width}")
+
+    files = _image_files(Path(images), pipeline_images) if images is not None else None
+    largest = max(batch_sizes)
+    inputs = _inputs(files, config, width, largest)
+    described = (f"{min(len(files), largest)} word images from {images}" if files
+                 else "seeded standard-normal noise (no --images)")
+
+    timings = []
+    for batch in sorted(set(batch_sizes)):
+        x = np.ascontiguousarray(inputs[:batch])
+        logger.info("timing %s at batch %d, width %d", ", ".join(runners), batch, width)
+        for engine, samples in _time_engines(runners, x, seconds=seconds, warmup=warmup).items():
+            timings.append(_timing(engine, x, samples))
+
+    reference_out = reference.run(inputs)
+    diffs = {
+        engine: float(np.max(np.abs(run(inputs).astype(np.float32) - reference_out)))
+        for engine, run in runners.items() if engine != "ort"
+    }
+
+    pipeline = None
+    startup = None
+    if files:
+        logger.info("timing the pipeline on %d images", len(files))
+        pipeline = _pipeline(files, str(images), model, reference,
+                             batch=pipeline_batch or largest, device=device, threads=threads)
+        if startup_runs:
+            logger.info("timing %d one-image predict process(es)", startup_runs)
+            startup = _startup(files[0], model, startup_runs)
+    else:
+        notes.append("pipeline and start-up skipped: pass --images DIR (word images)")
+
+    return BenchmarkReport(
+        machine=_machine(), versions=_versions(), threads=threads, width=width,
+        inputs=described, models=paths, timings=tuple(timings), max_abs_diff=diffs,
+        pipeline=pipeline, startup_s=startup, background_load=meter.stop(), notes=tuple(notes),
+    )
+
+
+def format_text(report: BenchmarkReport) -> str:
+    """The report as aligned text tables."""
+    versions = ", ".join(f"{k} {v}" for k, v in report.versions.items())
+    lines = [
+        f"machine   {report.machine}",
+        f"versions  {versions}",
+        f"inputs    {report.inputs}, width {report.width}, {report.threads} threads per engine",
+        "",
+        f"{'engine':<10}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'images/s':>10}"
+        f"{'vs torch':>10}{'vs ort':>8}",
+    ]
+
+    def ratio(value: float | None) -> str:
+        return f"{value:.2f}x" if value is not None else "-"
+
+    for t in report.timings:
+        lines.append(
+            f"{t.engine:<10}{t.batch:>6}{t.median_ms:>11.2f}{t.p90_ms:>9.2f}"
+            f"{t.images_per_s:>10.1f}{ratio(report.speedup(t.engine, t.batch, 'torch')):>10}"
+            f"{ratio(report.speedup(t.engine, t.batch, 'ort')):>8}"
+        )
+    if report.max_abs_diff:
+        diffs = ", ".join(f"{e} {d:.2g}" for e, d in report.max_abs_diff.items())
+        lines.append(f"max |logit difference| from ort: {diffs}")
+    p = report.pipeline
+    if p is not None:
+        sequential = sum(s.ms_per_image for s in p.stages)
+        lines += [
+            "",
+            f"pipeline: {p.images} images from {p.source}, batch {p.batch}, engine ort",
+            f"{'stage':<20}{'ms/image':>10}{'share':>8}",
+        ]
+        for s in p.stages:
+            lines.append(f"{s.stage:<20}{s.ms_per_image:>10.3f}"
+                         f"{100 * s.ms_per_image / sequential:>7.1f}%")
+        lines += [
+            f"{'one after another':<20}{sequential:>10.3f}",
+            f"{'predict end to end':<20}{1000 * p.end_to_end_s / p.images:>10.3f}"
+            f"   = {p.end_to_end_images_per_s:.1f} images/s, {100 * p.efficiency:.0f}% of "
+            f"model-only {p.model_only_images_per_s:.1f} images/s",
+        ]
+    if report.startup_s is not None:
+        lines += ["", f"one-image predict process, start to exit: {report.startup_s:.2f} s "
+                      "(median)"]
+    if report.background_load is not None:
+        lines.append(f"other processes used {100 * report.background_load:.0f}% of the CPUs "
+                     "meanwhile")
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines)

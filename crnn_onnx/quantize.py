@@ -1,0 +1,409 @@
+"""int8 quantization of a CRNN ONNX model for the CPU, calibrated on word images.
+
+What is quantized, and why (2-core Xeon with AVX-512 VNNI, onnxruntime 1.32, width 100,
+fp32 → int8 time per batch of 32; see the README's Performance section for the final figures):
+
+* The convolutions take ~80 % of the fp32 time, the BiLSTM ~15-20 %, the rest ~2 %.
+* Dynamic quantization of every op runs the convolutions as ConvInteger: ~4× *slower*.
+  Dynamic quantization of LSTM and MatMul alone: ~1.2× faster (the convolutions stay fp32).
+* Static QDQ quantization (:func:`quantize_static`, uint8 activations, int8 weights per
+  output channel, ranges calibrated on word images): ONNX Runtime fuses the graph into
+  QLinearConv / NhwcMaxPool / QLinearMatMul running on VNNI: ~2× faster. Per-tensor weights
+  were no faster than per-channel ones here, so per-channel (the more accurate) is the default.
+* In addition, the LSTM weights in int8 (DynamicQuantizeLSTM, activations quantized on the
+  fly; static quantization has no LSTM support): ~2.5× faster in all. ``lstm=False`` keeps
+  the LSTM in float32 when its accuracy matters more than the last 20 %.
+
+Calibration images come from a folder (read and preprocessed exactly as ``predict`` does,
+at the model's width), or, without one, are rendered by :mod:`crnn_onnx.synth` from the
+*train* split (fonts and words that the held-out set never uses, so evaluating the
+quantized model on a held-out set stays fair). One image in five is kept out of calibration
+and used to check the result: the report gives how often the int8 model reads those
+exactly as the fp32 model does.
+
+The output keeps the input ``images``, the output ``output0`` and the crnn-onnx metadata
+(charset, preprocessing), plus ``crnn_onnx.quantization`` describing what was done, so
+``predict`` and ``eval`` work on it unchanged. Needs ``onnx`` (the ``quantize`` extra);
+synthetic calibration needs Pillow (the ``synth`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.decoder import ctc_greedy_decode
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.session import OrtSession, SessionOptions
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "QUANTIZATION_KEY",
+    "CalibrationMethod",
+    "QuantizeReport",
+    "calibration_images",
+    "default_output",
+    "quantize_model",
+]
+
+logger = logging.getLogger(__name__)
+
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+#: Metadata key describing the quantization (JSON); its presence marks a quantized model.
+QUANTIZATION_KEY = "crnn_onnx.quantization"
+#: Ops whose presence means a graph is quantized already.
+_QUANTIZED_OPS = frozenset({
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+    "ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM", "QLinearMatMul",
+})
+_CALIBRATION_BATCH = 16
+#: Every n-th image is kept out of calibration to check the result.
+_CHECK_EVERY = 5
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    """What :func:`quantize_model` wrote.
+
+    Attributes:
+        output: the int8 model.
+        source: the fp32 model it came from.
+        calibration: where the calibration images came from, in words.
+        calibration_images: images used to calibrate.
+        check_images: images kept out of calibration and used for ``agreement``.
+        agreement: fraction of ``check_images`` read exactly as the fp32 model reads them.
+        per_channel: weights quantized per output channel.
+        lstm: LSTM weights quantized too (dynamic int8).
+        method: calibration method.
+        size_bytes, source_bytes: file sizes.
+        seconds: wall time.
+    """
+
+    output: Path
+    source: Path
+    calibration: str
+    calibration_images: int
+    check_images: int
+    agreement: float
+    per_channel: bool
+    lstm: bool
+    method: str
+    size_bytes: int
+    source_bytes: int
+    seconds: float
+
+
+def default_output(model: str | Path) -> Path:
+    """Where ``quantize`` writes by default: ``crnn.onnx`` → ``crnn.int8.onnx`` beside it."""
+    model = Path(model)
+    return model.with_name(f"{model.stem}.int8.onnx")
+
+
+def calibration_images(
+    config: CRNNConfig,
+    folder: str | Path | None = None,
+    *,
+    count: int = 320,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], str]:
+    """Preprocessed calibration inputs and a description of where they came from.
+
+    Args:
+        config: preprocessing settings; every image is preprocessed at ``config.width``.
+        folder: images to use (searched recursively, as ``predict`` does); ``None`` renders
+            synthetic crops of the *train* split with :func:`crnn_onnx.synth.synth_samples`.
+        count: most images to use; from a larger folder a seeded random sample is drawn.
+        seed: seed of the sample (and of the synthetic renderer).
+
+    Returns:
+        ((3, 32, config.width) float32 arrays, where they came from in words).
+
+    Raises:
+        CRNNError: the folder holds no readable image; synthetic rendering unavailable.
+    """
+    from crnn_onnx.images import expand_paths, read_image
+    from crnn_onnx.preprocess import preprocess
+
+    if count < 1:
+        raise CRNNError(f"the calibration needs at least 1 image, got count={count}")
+    if folder is None:
+        try:
+            from crnn_onnx.synth import synth_samples
+        except ImportError as err:
+            raise CRNNError(
+                f"calibrating without --calibration renders synthetic crops, which needs "
+                f"{err.name or 'Pillow'}: pip install 'crnn-onnx[synth]', or pass a folder of "
+                "word images"
+            ) from None
+        tensors = [
+            preprocess(sample.image, config)
+            for sample in synth_samples(count, split="train", seed=seed)
+        ]
+        return tensors, f"synthetic crops (crnn_onnx.synth, train split, seed {seed})"
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CRNNError(f"calibration folder {str(folder)!r} is not a directory")
+    files = [src.path for src in expand_paths([folder]) if src.error is None]
+    if len(files) > count:
+        files = sorted(random.Random(seed).sample(files, count))
+    tensors = []
+    for path in files:
+        try:
+            tensors.append(preprocess(read_image(path), config))
+        except CRNNError as err:
+            logger.warning("calibration: skipping %s: %s", path, err)
+    if not tensors:
+        raise CRNNError(f"calibration folder {str(folder)!r} holds no readable images")
+    return tensors, f"images from {folder}"
+
+
+def quantize_model(
+    model: str | Path,
+    output: str | Path | None = None,
+    *,
+    calibration: str | Path | None = None,
+    count: int = 320,
+    per_channel: bool = True,
+    lstm: bool = True,
+    method: CalibrationMethod = "minmax",
+    seed: int = 0,
+    config: CRNNConfig | None = None,
+) -> QuantizeReport:
+    """Quantize an fp32 CRNN ONNX model to int8 for the CPU (static QDQ, calibrated).
+
+    Args:
+        model: the fp32 model (as ``crnn-onnx export`` writes it).
+        output: destination; default :func:`default_output`. Written atomically.
+        calibration: folder of word images; ``None``: synthetic train-split crops.
+        count: most calibration images (one in five is kept out to check the result).
+        per_channel: int8 weights per output channel (else one scale per tensor).
+        lstm: also quantize the LSTM weights (dynamic int8); else the LSTM stays fp32.
+        method: ``minmax``, ``entropy`` or ``percentile`` activation ranges.
+        seed: seed for sampling / rendering the calibration images.
+        config: overrides the model's metadata (models exported without it).
+
+    Returns:
+        A :class:`QuantizeReport`.
+
+    Raises:
+        CRNNError: onnx missing; the model missing, not a CRNN, already quantized or fp16;
+            no calibration images; quantization or writing fails.
+    """
+    start = time.perf_counter()
+    source = Path(model)
+    output = Path(output) if output is not None else default_output(source)
+    if method not in CALIBRATION_METHODS:
+        raise CRNNError(
+            f"unknown calibration method {method!r} (known: {', '.join(CALIBRATION_METHODS)})"
+        )
+    if output.exists() and output.resolve() == source.resolve():
+        raise CRNNError(f"output {str(output)!r} would overwrite the model being quantized")
+    onnx, q = _import_quantization()
+
+    fp32 = OrtSession(source, SessionOptions(device="cpu"), config=config)
+    config = fp32.config
+    proto = onnx.load(str(source))
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    _check_quantizable(source, proto, metadata)
+
+    images, described = calibration_images(config, calibration, count=count, seed=seed)
+    check = images[::_CHECK_EVERY] if len(images) >= _CHECK_EVERY else images
+    calibrate = [x for i, x in enumerate(images) if i % _CHECK_EVERY] or images
+
+    with tempfile.TemporaryDirectory(prefix="crnn-quantize-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        prepared, static, dynamic = tmp / "prepared.onnx", tmp / "static.onnx", tmp / "int8.onnx"
+        with _quiet_ort_quantization():
+            try:
+                # Shape inference and constant folding first, as ONNX Runtime recommends;
+                # ONNX shape inference is enough for this graph (no sympy needed).
+                q.quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+                q.quantize_static(
+                    str(prepared),
+                    str(static),
+                    _Batches(calibrate, fp32.input_name),
+                    quant_format=q.QuantFormat.QDQ,
+                    activation_type=q.QuantType.QUInt8,
+                    weight_type=q.QuantType.QInt8,
+                    per_channel=per_channel,
+                    calibrate_method={
+                        "minmax": q.CalibrationMethod.MinMax,
+                        "entropy": q.CalibrationMethod.Entropy,
+                        "percentile": q.CalibrationMethod.Percentile,
+                    }[method],
+                )
+                if lstm:
+                    q.quantize_dynamic(
+                        str(static), str(dynamic), op_types_to_quantize=["LSTM"],
+                        weight_type=q.QuantType.QInt8,
+                    )
+                else:
+                    os.replace(static, dynamic)
+            except (ValueError, RuntimeError, TypeError, KeyError,
+                    onnx.checker.ValidationError) as err:
+                raise CRNNError(f"quantization failed: {_one_line(err)}") from None
+
+        quantized = onnx.load(str(dynamic))
+        metadata[QUANTIZATION_KEY] = json.dumps({
+            "weights": "int8",
+            "activations": "uint8",
+            "format": "QDQ",
+            "per_channel": per_channel,
+            "lstm": "dynamic int8" if lstm else "float32",
+            "calibration": described,
+            "method": method,
+        })
+        del quantized.metadata_props[:]
+        for key, value in metadata.items():
+            quantized.metadata_props.add(key=key, value=value)
+        quantized.producer_name = proto.producer_name
+        quantized.producer_version = proto.producer_version
+        quantized.doc_string = proto.doc_string
+        final = tmp / "final.onnx"
+        onnx.save_model(quantized, str(final))
+
+        int8 = OrtSession(final, SessionOptions(device="cpu"), config=config)
+        if (int8.input_name, int8.output_name) != (fp32.input_name, fp32.output_name):
+            raise CRNNError(
+                f"quantization renamed the graph's input/output to {int8.input_name!r}/"
+                f"{int8.output_name!r}"
+            )
+        agreement = _agreement(fp32, int8, check)
+        size = final.stat().st_size
+        _publish(final, output)
+
+    report = QuantizeReport(
+        output=output,
+        source=source,
+        calibration=described,
+        calibration_images=len(calibrate),
+        check_images=len(check),
+        agreement=agreement,
+        per_channel=per_channel,
+        lstm=lstm,
+        method=method,
+        size_bytes=size,
+        source_bytes=source.stat().st_size,
+        seconds=time.perf_counter() - start,
+    )
+    logger.debug("quantized %s -> %s", source, output)
+    return report
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed images."""
+
+    def __init__(self, images: list[np.ndarray], input_name: str) -> None:
+        self._images = images
+        self._input_name = input_name
+        self._batches = self._iterate()
+
+    def _iterate(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self._images), _CALIBRATION_BATCH):
+            yield {self._input_name: np.stack(self._images[start:start + _CALIBRATION_BATCH])}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:
+        self._batches = self._iterate()
+
+
+def _agreement(reference: OrtSession, candidate: OrtSession, images: list[np.ndarray]) -> float:
+    """Fraction of ``images`` that ``candidate`` reads exactly as ``reference`` does."""
+    same = 0
+    charset = reference.config.charset
+    for start in range(0, len(images), 32):
+        batch = np.stack(images[start:start + 32])
+        want = ctc_greedy_decode(reference.run(batch), charset)
+        got = ctc_greedy_decode(candidate.run(batch), charset)
+        same += sum(a.text == b.text for a, b in zip(want, got, strict=True))
+    return same / len(images)
+
+
+def _import_quantization():  # type: ignore[no-untyped-def]
+    try:
+        import onnx
+        from onnxruntime import quantization
+    except ImportError as err:
+        name = err.name or "onnx"
+        if name.startswith("onnxruntime"):
+            raise CRNNError(
+                "quantize needs ONNX Runtime: pip install 'crnn-onnx[cpu]'"
+            ) from None
+        raise CRNNError(f"quantize needs {name}: pip install 'crnn-onnx[quantize]'") from None
+    return onnx, quantization
+
+
+def _check_quantizable(path: Path, proto, metadata: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    from crnn_onnx.fp16 import PRECISION_KEY
+
+    if QUANTIZATION_KEY in metadata or any(n.op_type in _QUANTIZED_OPS for n in proto.graph.node):
+        raise CRNNError(f"{path} is quantized already; quantize the fp32 model it came from")
+    if metadata.get(PRECISION_KEY, "fp32") != "fp32":
+        raise CRNNError(
+            f"{path} is an {metadata[PRECISION_KEY]} model; quantize the fp32 export instead"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_ort_quantization() -> Iterator[None]:
+    """Hide onnxruntime.quantization's chatter, which it logs on the *root* logger.
+
+    A filter on the root logger sees only records logged to the root logger itself, so
+    this drops its info/warning lines (``Please consider to run pre-processing``, ``Please
+    check if the model is already quantized`` for the second, LSTM-only pass) and nothing
+    that other libraries log through their own loggers. Errors still pass.
+    """
+    def drop(record: logging.LogRecord) -> bool:
+        from_ort = f"onnxruntime{os.sep}quantization" in record.pathname
+        return not (from_ort and record.levelno < logging.ERROR)
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _publish(src: Path, output: Path) -> None:
+    """Move ``src`` to ``output`` atomically (a temporary name beside it, then a rename)."""
+    if output.is_dir():
+        raise CRNNError(f"output {str(output)!r} is a directory; give a file name ending .onnx")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CRNNError(f"cannot create folder {str(output.parent)!r}: {err.strerror or err}"
+                        ) from None
+    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # A copy, then a rename in the destination folder: the temporary folder may be on
+        # another file system, where a rename is not atomic.
+        tmp.write_bytes(src.read_bytes())
+        os.replace(tmp, output)
+    except OSError as err:
+        raise CRNNError(f"cannot write {str(output)!r}: {err.strerror or err}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,90 @@
+"""fp16 export: float16 inside, float32 at the input and output, verified against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch", reason="needs the export extra (torch)")
+onnx = pytest.importorskip("onnx", reason="needs the export extra (onnx)")
+pytest.importorskip("onnxconverter_common", reason="needs the export extra (onnxconverter-common)")
+pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxruntime)")
+
+from crnn_onnx.cli import app  # noqa: E402
+from crnn_onnx.config import CRNNConfig  # noqa: E402
+from crnn_onnx.decoder import ctc_greedy_decode  # noqa: E402
+from crnn_onnx.errors import CRNNError  # noqa: E402
+from crnn_onnx.exporter import export_checkpoint  # noqa: E402
+from crnn_onnx.fp16 import FP16_ATOL, PRECISION_KEY, is_fp16, to_fp16  # noqa: E402
+from crnn_onnx.session import OrtSession, SessionOptions  # noqa: E402
+
+FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+
+
+@pytest.fixture(scope="module")
+def fp16_model(upstream_checkpoint: Path, default_config: CRNNConfig,
+               tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The conftest checkpoint exported with ``fp16=True`` (verified with the default atol)."""
+    out = tmp_path_factory.mktemp("fp16") / "crnn.fp16.onnx"
+    report = export_checkpoint(upstream_checkpoint, default_config, out, fp16=True)
+    assert report.fp16 and report.max_diff is not None and report.max_diff <= FP16_ATOL
+    return out
+
+
+def test_fp16_export_keeps_float32_input_output_names_and_metadata(fp16_model: Path) -> None:
+    model = onnx.load(str(fp16_model))
+    (images,), (output,) = model.graph.input, model.graph.output
+    assert (images.name, output.name) == ("images", "output0")
+    assert images.type.tensor_type.elem_type == FLOAT
+    assert output.type.tensor_type.elem_type == FLOAT
+    # All weights are half precision: that is what halves the file and runs on tensor cores.
+    weight_types = {t.data_type for t in model.graph.initializer if len(t.dims) > 1}
+    assert weight_types == {FLOAT16}
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert is_fp16(meta) and meta[PRECISION_KEY] == "fp16"
+    assert CRNNConfig.from_metadata(meta) == CRNNConfig()
+
+
+def test_fp16_model_reads_like_the_fp32_model(fp16_model: Path, exported_model: Path) -> None:
+    rng = np.random.default_rng(7)
+    batch = rng.standard_normal((6, 3, 32, 160), dtype=np.float32)
+    fp32 = OrtSession(exported_model, SessionOptions(device="cpu"))
+    fp16 = OrtSession(fp16_model, SessionOptions(device="cpu"))
+    assert fp16.config == fp32.config
+    want, got = fp32.run(batch), fp16.run(batch)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.abs(got - want).max() <= FP16_ATOL
+    # fp16 rounding is not fp32 with noise on top: it must not change what is read.
+    texts = [d.text for d in ctc_greedy_decode(want, fp32.config.charset)]
+    assert [d.text for d in ctc_greedy_decode(got, fp16.config.charset)] == texts
+
+
+def test_to_fp16_leaves_its_argument_alone(exported_model: Path) -> None:
+    model = onnx.load(str(exported_model))
+    before = model.SerializeToString()
+    converted = to_fp16(model)
+    assert model.SerializeToString() == before
+    assert {p.key: p.value for p in converted.metadata_props}[PRECISION_KEY] == "fp16"
+
+
+def test_fp16_beyond_tolerance_writes_nothing(upstream_checkpoint: Path,
+                                              default_config: CRNNConfig, tmp_path: Path) -> None:
+    out = tmp_path / "tight.onnx"
+    # fp16 cannot match fp32 to 1e-6: the verification must refuse it, and leave no file.
+    with pytest.raises(CRNNError, match="differ by up to"):
+        export_checkpoint(upstream_checkpoint, default_config, out, fp16=True, atol=1e-6)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_fp16_uses_the_fp16_tolerance(upstream_checkpoint: Path,
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(app, ["export", "--ckpt", str(upstream_checkpoint), "-o",
+                                      str(out), "--fp16", "--static"])
+    assert result.exit_code == 0, result.output
+    assert "precision fp16 (input and output float32)" in result.stdout
+    assert f"(atol {FP16_ATOL:g})" in result.stdout
+    assert out.is_file()

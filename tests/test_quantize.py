@@ -1,0 +1,166 @@
+"""int8 quantization: a static QDQ graph that keeps the model's contract and reads like fp32."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+onnx = pytest.importorskip("onnx", reason="quantize needs onnx (the quantize extra)")
+pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxruntime)")
+
+from crnn_onnx.cli import app  # noqa: E402
+from crnn_onnx.config import CRNNConfig  # noqa: E402
+from crnn_onnx.errors import CRNNError  # noqa: E402
+from crnn_onnx.predictor import Predictor  # noqa: E402
+from crnn_onnx.quantize import (  # noqa: E402
+    QUANTIZATION_KEY,
+    calibration_images,
+    default_output,
+    quantize_model,
+)
+from crnn_onnx.session import OrtSession, SessionOptions  # noqa: E402
+
+runner = CliRunner()
+
+
+def write_crops(folder: Path, count: int, seed: int = 0) -> Path:
+    """Word-like crops: dark strokes on a light background, of varied sizes, as PNG."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        h, w = int(rng.integers(20, 48)), int(rng.integers(60, 200))
+        image = np.full((h, w, 3), int(rng.integers(180, 255)), np.uint8)
+        for _ in range(int(rng.integers(3, 8))):
+            x = int(rng.integers(2, w - 10))
+            cv2.line(image, (x, 4), (x + int(rng.integers(-6, 7)), h - 4), (20, 20, 20), 2)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_crops(tmp_path_factory.mktemp("crops"), 12)
+
+
+@pytest.fixture(scope="module")
+def int8_model(exported_model: Path, crops: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Path:
+    out = tmp_path_factory.mktemp("int8") / "crnn.int8.onnx"
+    report = quantize_model(exported_model, out, calibration=crops, count=10)
+    assert report.output == out and out.is_file()
+    assert (report.calibration_images, report.check_images) == (8, 2)
+    assert 0.0 <= report.agreement <= 1.0
+    assert report.size_bytes < report.source_bytes / 2  # int8 weights: a quarter, about
+    return out
+
+
+def test_int8_model_keeps_input_output_and_metadata(int8_model: Path, exported_model: Path
+                                                    ) -> None:
+    session = OrtSession(int8_model, SessionOptions(device="cpu"))
+    assert (session.input_name, session.output_name) == ("images", "output0")
+    assert session.static_width is None  # batch and width stay dynamic
+    assert session.config == OrtSession(exported_model, SessionOptions(device="cpu")).config
+    meta = {p.key: p.value for p in onnx.load(str(int8_model)).metadata_props}
+    described = json.loads(meta[QUANTIZATION_KEY])
+    assert described["per_channel"] is True and described["lstm"] == "dynamic int8"
+    assert "images from" in described["calibration"]
+
+
+def test_int8_graph_runs_convolutions_and_lstm_in_int8(int8_model: Path) -> None:
+    ops = [node.op_type for node in onnx.load(str(int8_model)).graph.node]
+    # Static QDQ around every convolution (ORT fuses these into QLinearConv), int8 LSTM.
+    assert ops.count("DequantizeLinear") >= 7 and "QuantizeLinear" in ops
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+
+
+def test_int8_logits_follow_fp32(int8_model: Path, exported_model: Path, crops: Path) -> None:
+    fp32 = OrtSession(exported_model, SessionOptions(device="cpu"))
+    int8 = OrtSession(int8_model, SessionOptions(device="cpu"))
+    images, _ = calibration_images(fp32.config, crops, count=12)
+    batch = np.stack(images)
+    want, got = fp32.run(batch), int8.run(batch)
+    assert got.shape == want.shape and got.dtype == np.float32
+    # Quantization error is noise on top of the fp32 logits, not a different function.
+    assert np.corrcoef(want.ravel(), got.ravel())[0, 1] > 0.98
+    assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()
+
+
+def test_int8_model_works_in_predictor(int8_model: Path, crops: Path) -> None:
+    predictions = Predictor(int8_model, "cpu", batch_size=4).predict(sorted(crops.glob("*.png")))
+    assert len(predictions) == 12 and all(p.ok for p in predictions)
+
+
+def test_lstm_can_stay_float32(exported_model: Path, crops: Path, tmp_path: Path) -> None:
+    report = quantize_model(exported_model, tmp_path / "m.onnx", calibration=crops, count=5,
+                            lstm=False, per_channel=False)
+    ops = [node.op_type for node in onnx.load(str(report.output)).graph.node]
+    assert ops.count("LSTM") == 2 and "DynamicQuantizeLSTM" not in ops
+    assert not report.lstm and not report.per_channel
+
+
+def test_quantizing_twice_is_refused_and_writes_nothing(int8_model: Path, crops: Path,
+                                                        tmp_path: Path) -> None:
+    out = tmp_path / "again.onnx"
+    with pytest.raises(CRNNError, match="quantized already"):
+        quantize_model(int8_model, out, calibration=crops)
+    assert not out.exists()
+
+
+def test_fp16_model_is_refused(exported_model: Path, crops: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(exported_model))
+    model.metadata_props.add(key="crnn_onnx.precision", value="fp16")
+    path = tmp_path / "marked.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(CRNNError, match="fp16 model"):
+        quantize_model(path, tmp_path / "out.onnx", calibration=crops)
+
+
+def test_calibration_folder_without_images(exported_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(CRNNError, match="no readable images"):
+        quantize_model(exported_model, tmp_path / "out.onnx", calibration=tmp_path / "empty")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_calibration_samples_at_most_count_images(crops: Path) -> None:
+    config = CRNNConfig()
+    images, described = calibration_images(config, crops, count=5, seed=3)
+    assert len(images) == 5 and described == f"images from {crops}"
+    assert all(x.shape == (3, 32, 100) and x.dtype == np.float32 for x in images)
+    again, _ = calibration_images(config, crops, count=5, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(images, again, strict=True))
+
+
+def test_synthetic_calibration_renders_the_train_split() -> None:
+    pytest.importorskip("PIL", reason="synthetic crops need Pillow (the synth extra)")
+    images, described = calibration_images(CRNNConfig(), None, count=3)
+    assert len(images) == 3 and "train split" in described
+
+
+def test_default_output_sits_beside_the_model() -> None:
+    assert default_output(Path("w/crnn.onnx")) == Path("w/crnn.int8.onnx")
+
+
+def test_cli_quantize(exported_model: Path, crops: Path, tmp_path: Path) -> None:
+    model = Path(shutil.copy(exported_model, tmp_path / "crnn.onnx"))
+    result = runner.invoke(app, ["quantize", str(model), "--calibration", str(crops),
+                                 "--count", "5", "--no-lstm"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "crnn.int8.onnx").is_file()
+    assert result.stdout.startswith(f"quantized  {tmp_path / 'crnn.int8.onnx'}")
+    assert "LSTM float32" in result.stdout and "agreement" in result.stdout
+
+
+def test_cli_quantize_errors(exported_model: Path, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["quantize", str(tmp_path / "none.onnx")])
+    assert missing.exit_code == 1 and missing.stdout == ""
+    assert missing.stderr.startswith("error: model file") and "Traceback" not in missing.output
+    bad_method = runner.invoke(app, ["quantize", str(exported_model), "--method", "mean"])
+    assert bad_method.exit_code == 2
