@@ -12,8 +12,10 @@ Every reader returns what upstream's ``cv2.imread`` returns for an ordinary imag
   looks like the paper it stands for. Opaque pixels (alpha 255) are unchanged, so opaque
   images decode exactly as ``cv2.imread`` reads them;
 * 16-bit images are scaled to 8 bits by ``>> 8`` (as ``cv2.imread`` does);
-* images over :data:`MAX_PIXELS` are refused, from the file header where that is cheap
-  (PNG, JPEG, BMP) so that no memory is spent decoding them.
+* images over :data:`MAX_PIXELS` are refused from the file header, before any memory is
+  spent decoding them (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM: see
+  :mod:`crnn_onnx.image_headers`; OpenCV's own limit, set to the same value, covers the
+  rest), and checked again on the decoded array.
 
 JPEG files are decoded with ``cv2.IMREAD_COLOR`` (JPEG has no alpha), which applies the EXIF
 orientation just as ``cv2.imread`` does; other formats with ``cv2.IMREAD_UNCHANGED``.
@@ -24,7 +26,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import cv2
 import numpy as np
 
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.image_headers import header_size
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -164,25 +166,37 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(data)
 
 
-def decode_image(data: bytes | np.ndarray) -> np.ndarray:
+def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """Decode an encoded image (PNG, JPEG, ...) to (H, W, 3) uint8 BGR.
 
     Args:
-        data: the file's bytes, or a 1-D uint8 array of them.
+        data: the file's bytes (any bytes-like object), or a 1-D uint8 array of them.
 
     Raises:
         CRNNError: empty, too large, truncated or not a decodable image.
     """
-    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise CRNNError(
+                f"expected the encoded file as bytes or a 1-D uint8 array, got a {data.ndim}-D "
+                f"{data.dtype} array (for decoded pixels use to_bgr_uint8)"
+            )
+        buf = np.ascontiguousarray(data)
+    else:
+        buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise CRNNError("cannot decode image (empty file)")
-    dims = _header_size(buf[:65536].tobytes())
+    dims = header_size(buf)
     if dims is not None:
         _check_pixels(*dims)
     is_jpeg = buf.size >= 3 and buf[0] == 0xFF and buf[1] == 0xD8 and buf[2] == 0xFF
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(err):  # OpenCV's own guard, for other formats
+            raise CRNNError(
+                f"image too large (over {MAX_PIXELS / 1e6:.0f} MP, from its header)"
+            ) from None
         raise CRNNError(f"cannot decode image ({_one_line(str(err))})") from None
     if image is None:
         raise CRNNError("cannot decode image (not an image, or truncated/corrupt)")
@@ -247,39 +261,6 @@ def _check_pixels(width: int, height: int) -> None:
             f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP > "
             f"{MAX_PIXELS / 1e6:.0f} MP)"
         )
-
-
-def _header_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG or BMP header, or None when unknown or malformed."""
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        return width, height
-    if head[:2] == b"BM" and len(head) >= 26:
-        width, height = struct.unpack("<ii", head[18:26])
-        return abs(width), abs(height)
-    if head[:2] == b"\xff\xd8":
-        return _jpeg_size(head)
-    return None
-
-
-def _jpeg_size(head: bytes) -> tuple[int, int] | None:
-    pos = 2
-    while pos + 9 <= len(head):
-        if head[pos] != 0xFF:
-            return None
-        marker = head[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", head[pos + 2:pos + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", head[pos + 5:pos + 9])
-            return width, height
-        pos += 2 + length
-    return None
 
 
 def _one_line(text: str) -> str:
