@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.image_headers import header_size
+from crnn_onnx.image_headers import header_size, structure_problem
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -189,6 +189,9 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarra
     dims = header_size(buf)
     if dims is not None:
         _check_pixels(*dims)
+    problem = structure_problem(buf)
+    if problem is not None:
+        raise CRNNError(f"cannot decode image (truncated or corrupt: {problem})")
     is_jpeg = buf.size >= 3 and buf[0] == 0xFF and buf[1] == 0xD8 and buf[2] == 0xFF
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from crnn_onnx import images
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.image_headers import header_size
+from crnn_onnx.image_headers import header_size, structure_problem
 from crnn_onnx.images import decode_image
 
 W, H = 37, 13  # odd sizes, so that a swapped width and height shows
@@ -81,6 +81,8 @@ def test_tiff_directory_at_the_end_of_the_file() -> None:
         b"MM\x00*\x00\x00\x00\x08\x00\x01\x01\x00\x00\x05",  # width of an unknown type
         b"P5\nwide tall\n",  # not numbers
         b"P7\nWIDTH 3\n",  # no height
+        b"II+\x00\x08\x00\x00\x00" + b"\xff" * 8,  # BigTIFF offset beyond any file
+        b"P5\n" + b"9" * 5000 + b" 1\n",  # a number too long for int()
         b"hello, I am text",
     ],
 )
@@ -149,3 +151,26 @@ def test_user_setting_of_the_opencv_limit_wins() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=60, check=True)
     assert done.stdout.strip() == "1234"
+
+
+def test_png_chunk_claiming_more_than_the_file_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by fuzzing: OpenCV allocated the 3.5 GB this 58-byte file's IDAT claims."""
+    png = _cv2(".png")
+    ihdr_end = 8 + 12 + 13
+    bomb = png[:ihdr_end] + struct.pack(">I", 3_590_324_823) + b"IDAT" + b"\x00" * 17
+    assert len(bomb) == 58
+    assert structure_problem(bomb) == (
+        "PNG chunk 'IDAT' claims 3590324823 bytes, the file has 13 left"
+    )
+    assert structure_problem(png) is None
+    assert structure_problem(png[:-20]) is not None  # cut inside the last chunk
+    assert structure_problem(_cv2(".jpg")) is None  # only PNG is walked
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("decoded a bomb")
+
+    monkeypatch.setattr(images.cv2, "imdecode", no_decoding)
+    with pytest.raises(CRNNError, match=r"truncated or corrupt: PNG chunk 'IDAT' claims"):
+        decode_image(bomb)
