@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from crnn_onnx.errors import CRNNError
 __all__ = [
     "BLANK_INDEX",
     "DEFAULT_CHARSET",
+    "MAX_WIDTH",
     "CRNNConfig",
     "load_config",
     "read_dict_file",
@@ -31,6 +33,10 @@ __all__ = [
 
 #: CTC blank class index, as upstream CRNN-TextRec places it.
 BLANK_INDEX = 0
+#: Widest model input accepted (pixels). Crops are 32 high: 4096 is an aspect ratio of 128,
+#: far beyond a word; the cap keeps a typo (or a hostile model's metadata) from making
+#: preprocessing allocate gigabytes.
+MAX_WIDTH = 4096
 DEFAULT_CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _METADATA_PREFIX = "crnn_onnx."
 
@@ -88,16 +94,20 @@ class CRNNConfig:
             raise CRNNError(
                 f"config key 'image_shape': height must be 32 (the CRNN backbone needs it), got {h}"
             )
-        if w < 4:
-            raise CRNNError(f"config key 'image_shape': width must be at least 4, got {w}")
+        if not 4 <= w <= MAX_WIDTH:
+            raise CRNNError(
+                f"config key 'image_shape': width must be within 4..{MAX_WIDTH}, got {w}"
+            )
         if not self.charset:
             raise CRNNError("config key 'charset': must hold at least one character")
         if len(set(self.charset)) != len(self.charset):
             raise CRNNError("config key 'charset': characters must be unique")
         if any(not ch for ch in self.charset):
             raise CRNNError("config key 'charset': empty entries are not allowed")
-        if any(s <= 0 for s in self.std):
-            raise CRNNError("config key 'std': every value must be positive")
+        if not all(math.isfinite(m) for m in self.mean):
+            raise CRNNError("config key 'mean': every value must be a finite number")
+        if not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise CRNNError("config key 'std': every value must be a positive finite number")
         if not 0 <= self.pad_value <= 255:
             raise CRNNError(f"config key 'pad_value': must be within 0..255, got {self.pad_value}")
 
@@ -157,7 +167,7 @@ class CRNNConfig:
                 if _METADATA_PREFIX + key in metadata:
                     raw[key] = json.loads(metadata[_METADATA_PREFIX + key])
             blank = int(metadata.get(_METADATA_PREFIX + "blank_index", str(BLANK_INDEX)))
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:
             raise CRNNError(f"the model's crnn-onnx metadata is malformed: {err}") from None
         if blank != BLANK_INDEX:
             raise CRNNError(f"the model's blank index is {blank}; crnn-onnx supports {BLANK_INDEX}")
@@ -254,6 +264,8 @@ def load_config(path: str | Path | None = None) -> CRNNConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise CRNNError(f"config {str(path)!r} is not valid YAML{where}") from None
+    except RecursionError:
+        raise CRNNError(f"config {str(path)!r} is nested too deeply to be a config") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):

@@ -16,7 +16,7 @@ import numpy as np
 from crnn_onnx.config import BLANK_INDEX
 from crnn_onnx.errors import CRNNError
 
-__all__ = ["Decoded", "ctc_greedy_decode", "frame_max_probs"]
+__all__ = ["Decoded", "ctc_greedy_decode", "frame_max_probs", "nonfinite_sequences"]
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,29 @@ def frame_max_probs(logits: np.ndarray) -> np.ndarray:
         logits: (..., C) raw logits (any float dtype).
 
     Returns:
-        (...) float32 array: ``max_c softmax(logits)[..., c]``, which equals
-        ``1 / sum_c exp(logits[..., c] - max(logits))``; always within (0, 1].
+        (...) float32 array (float64 for float64 logits): ``max_c softmax(logits)[..., c]``,
+        which equals ``1 / sum_c exp(logits[..., c] - max(logits))``; within (0, 1] for
+        finite logits.
     """
-    x = np.asarray(logits, dtype=np.float32)
+    x = np.asarray(logits)
+    if x.dtype != np.float64:
+        # float64 stays float64: a finite float64 logit can overflow float32 to inf.
+        x = x.astype(np.float32)
     shifted = x - x.max(axis=-1, keepdims=True)
-    return (1.0 / np.exp(shifted).sum(axis=-1)).astype(np.float32, copy=False)
+    return (1.0 / np.exp(shifted).sum(axis=-1)).astype(x.dtype, copy=False)
+
+
+def nonfinite_sequences(logits: np.ndarray) -> np.ndarray:
+    """Which sequences of a (T, N, C) logits batch hold a NaN or infinite value.
+
+    Returns:
+        (N,) bool array. :class:`~crnn_onnx.predictor.Predictor` uses it to turn such inputs
+        into error records and decode the rest, since :func:`ctc_greedy_decode` refuses them.
+    """
+    x = np.asarray(logits)
+    if x.ndim != 3:
+        raise CRNNError(f"expected (T, N, C) logits, got an array of shape {x.shape}")
+    return ~np.isfinite(x).all(axis=(0, 2))
 
 
 def ctc_greedy_decode(logits: np.ndarray, charset: Sequence[str]) -> list[Decoded]:
@@ -62,17 +79,22 @@ def ctc_greedy_decode(logits: np.ndarray, charset: Sequence[str]) -> list[Decode
 
     Args:
         logits: (T, N, C) float32 raw logits (sequence first, as the model emits them);
-            T >= 1, N >= 0, C == len(charset) + 1 with the blank at class 0. Values must be
-            finite.
+            T >= 1, N >= 0, C == len(charset) + 1 with the blank at class 0. Any real
+            dtype; every value must be finite.
         charset: the characters; class ``i`` (i >= 1) is ``charset[i - 1]``.
 
     Returns:
         N :class:`Decoded` results, in batch order.
 
     Raises:
-        CRNNError: ``logits`` is not 3-D, T is 0, or C does not match the charset.
+        CRNNError: ``logits`` is not 3-D or not real numbers, T is 0, C does not match the
+            charset, or a value is NaN or infinite. A broken or overflowing model (an fp16
+            graph, say) produces those; no text read from them could be trusted, so they
+            are refused rather than decoded into confident-looking garbage.
     """
     x = np.asarray(logits)
+    if x.dtype.kind not in "fiub":
+        raise CRNNError(f"expected real-valued logits, got dtype {x.dtype}")
     if x.ndim != 3:
         raise CRNNError(f"expected (T, N, C) logits, got an array of shape {x.shape}")
     t_len, n, c = x.shape
@@ -85,6 +107,12 @@ def ctc_greedy_decode(logits: np.ndarray, charset: Sequence[str]) -> list[Decode
         )
     if n == 0:
         return []
+    bad = np.flatnonzero(nonfinite_sequences(x))
+    if bad.size:
+        raise CRNNError(
+            f"the model output holds NaN or infinite values (in {bad.size} of {n} sequences, "
+            f"first at batch index {bad[0]})"
+        )
 
     # Batch-major (N, T) views, so that one flat index walks each sequence in order.
     ids = x.argmax(axis=2).T  # (N, T) int64

@@ -221,6 +221,8 @@ def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
     """
     if not isinstance(image, np.ndarray):
         raise CRNNError(f"expected a numpy image array, got {type(image).__name__}")
+    if not image.dtype.isnative:  # e.g. big-endian 16-bit, as Pillow's "I;16B" gives
+        image = image.astype(image.dtype.newbyteorder("="))
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):

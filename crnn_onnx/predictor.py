@@ -4,8 +4,9 @@ Inputs are processed in windows of consecutive images. While the session runs on
 a small thread pool reads, decodes and preprocesses the next (OpenCV and ONNX Runtime both
 release the GIL, so the two overlap). Within a window, images are grouped by their target
 width and run in batches of at most ``batch_size``; results always come back in input order.
-A failure that concerns one input (missing file, undecodable image) becomes that input's
-error record; failures of the model itself raise :class:`~crnn_onnx.errors.CRNNError`.
+A failure that concerns one input (missing file, undecodable image, NaN or infinite
+scores from the model for that image) becomes that input's error record; failures of the
+model itself raise :class:`~crnn_onnx.errors.CRNNError`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.decoder import ctc_greedy_decode
+from crnn_onnx.decoder import ctc_greedy_decode, nonfinite_sequences
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.images import ImageSource, expand_paths, read_image, to_bgr_uint8
 from crnn_onnx.preprocess import WIDTH_POLICIES, WidthPolicy, preprocess, target_width
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 ImageInput = str | Path | np.ndarray
 """A path to an image file, or an (H, W[, C]) uint8/uint16 image array in BGR(A) order."""
+
+_NONFINITE = "the model returned NaN or infinite scores for this image"
 
 # With the bucket policy a window spans several batches, so that images of the same bucket
 # from nearby positions can share a batch.
@@ -231,7 +234,16 @@ class Predictor:
                 chunk = indices[start:start + self.batch_size]
                 batch = np.stack([loaded[i][0] for i in chunk])  # (n, 3, 32, width)
                 logger.debug("running %d image(s) at width %d", len(chunk), width)
-                decoded = ctc_greedy_decode(self.session.run(batch), self.config.charset)
+                logits = self.session.run(batch)
+                broken = nonfinite_sequences(logits)
+                if broken.any():  # one image's NaN/inf must not cost the rest of the batch
+                    logger.warning("the model returned NaN or infinite scores for %d image(s)",
+                                   int(broken.sum()))
+                    for i in np.asarray(chunk)[broken]:
+                        results[i] = Prediction(window[i].path, error=_NONFINITE)
+                    chunk = [i for i, bad in zip(chunk, broken, strict=True) if not bad]
+                    logits = logits[:, ~broken]
+                decoded = ctc_greedy_decode(logits, self.config.charset)
                 for i, result in zip(chunk, decoded, strict=True):
                     results[i] = Prediction(
                         window[i].path, result.text, result.confidence, result.char_probs

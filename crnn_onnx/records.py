@@ -26,7 +26,7 @@ from typing import Any, Literal, TextIO
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.predictor import Prediction
 
-__all__ = ["FORMATS", "OutputFormat", "RecordWriter", "atomic_output"]
+__all__ = ["FORMATS", "OutputFormat", "RecordWriter", "atomic_output", "output_record"]
 
 OutputFormat = Literal["text", "json", "jsonl", "csv"]
 FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "csv")
@@ -57,7 +57,7 @@ class RecordWriter:
 
     def write(self, prediction: Prediction) -> None:
         """Write one record."""
-        record = _record(prediction)
+        record = output_record(prediction)
         if self._fmt == "jsonl":
             self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         elif self._fmt == "json":
@@ -79,7 +79,9 @@ class RecordWriter:
         self._stream.flush()
 
 
-def _record(prediction: Prediction) -> dict[str, Any]:
+def output_record(prediction: Prediction) -> dict[str, Any]:
+    """The record every format writes: :meth:`Prediction.to_record` with the confidence
+    rounded to the written precision (also used for Parquet by :mod:`crnn_onnx.ray_bulk`)."""
     record = prediction.to_record()
     if record["confidence"] is not None:
         record["confidence"] = round(record["confidence"], _DECIMALS)
