@@ -592,11 +592,7 @@ def triton_repo(
 
 
 # --- issue 5: performance --------------------------------------------------------------------
-
-
-class _ReportFormat(str, Enum):
-    text = "text"
-    json = "json"
+# (`benchmark --format` reuses _ReportFormat from issue 4.)
 
 
 class _Calibration(str, Enum):

@@ -12,7 +12,7 @@ import pytest
 
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.images import ImageSource
-from crnn_onnx.predictor import Prediction, Predictor
+from crnn_onnx.predictor import Prediction, Predictor, default_io_workers
 
 
 def word_image(text: str, height: int = 32, scale: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -144,3 +144,19 @@ def test_arguments_are_validated(exported_model: Path) -> None:
         Predictor(exported_model, "cpu", width_policy="auto")  # type: ignore[arg-type]
     with pytest.raises(CRNNError, match="not found"):
         Predictor(exported_model.parent / "nope.onnx", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("device", "threads", "cores", "workers"),
+    [
+        ("cpu", None, 2, 1),  # inference takes every core: one reader
+        ("cpu", 2, 8, 4),  # six cores left free, capped at 4
+        ("cpu", 1, 2, 1),  # one core left: one reader
+        ("cpu", 4, 2, 1),  # more intra-op threads than cores: still one reader
+        ("cuda", None, 2, 2),  # the CPU only reads: one reader per core
+        ("cuda", None, 16, 4),
+    ],
+)
+def test_default_io_workers_leave_the_cores_to_inference(device: str, threads: int | None,
+                                                         cores: int, workers: int) -> None:
+    assert default_io_workers(device, threads, cores) == workers
