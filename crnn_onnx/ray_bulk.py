@@ -30,6 +30,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -197,17 +198,28 @@ class RecognizeBatch:
     ) -> None:
         if not isinstance(model, bytes):
             model = _import_ray().get(model)
+        self.predictor: Predictor | None = None
+        # Ray reports an exception raised while an actor is created only as text (with a
+        # traceback); raised from a call, it travels as the exception itself, so that the
+        # driver can show its one-line message. A failed session is therefore raised on use.
+        self._error: CRNNError | None = None
         with tempfile.TemporaryDirectory(prefix="crnn-onnx-") as tmp:
             model_path = Path(tmp) / "model.onnx"
             model_path.write_bytes(model)
-            self.predictor = Predictor(
-                model_path, device, batch_size=batch_size, threads=threads,
-                width_policy=width_policy, config=config,
-            )
+            try:
+                self.predictor = Predictor(
+                    model_path, device, batch_size=batch_size, threads=threads,
+                    width_policy=width_policy, config=config,
+                )
+            except CRNNError as err:
+                self._error = CRNNError(str(err).replace(str(model_path), "the model"))
         self._filesystems = list(filesystems)
         self._readers: ThreadPoolExecutor | None = None
 
     def __call__(self, batch: Any) -> Any:
+        if self.predictor is None:
+            assert self._error is not None
+            raise self._error
         pa = _import_pyarrow()
         rows = batch.to_pylist()
         results: list[Prediction | None] = [None] * len(rows)
@@ -459,12 +471,22 @@ def iter_predictions(dataset: Any) -> Iterator[Prediction]:
         raise CRNNError(str(cause)) from None
 
 
+#: How a worker's CRNNError appears in the text of the error Ray raises on the driver.
+_REMOTE_ERROR = re.compile(r"crnn_onnx\.errors\.CRNNError: ([^\n]+)")
+
+
 def _toolkit_cause(err: BaseException) -> CRNNError | None:
+    """The toolkit error behind a Ray error: the exception itself where Ray kept it (its
+    ``cause``, ``__cause__``), else the last one named in the remote traceback text (Ray
+    Data passes worker failures on as text)."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         if isinstance(current, CRNNError):
             return current
+        found = _REMOTE_ERROR.findall(str(current))
+        if found:
+            return CRNNError(found[-1].strip())
         seen.add(id(current))
         nested = getattr(current, "cause", None)
         current = nested if isinstance(nested, BaseException) else (
