@@ -11,6 +11,7 @@ Heavy imports (torch, onnxruntime) happen inside the commands that need them, so
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -69,8 +70,17 @@ def _root(
     )
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a CI job's timeout, ``kill``) unwinds the stack like Ctrl-C does, so that
+    ``--output``'s temporary file is removed and a previous results file stays as it was;
+    the exit code is the shell's usual 128 + 15. A second SIGTERM kills at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,8 @@ class ImageSource:
 def expand_paths(paths: Iterable[str | Path]) -> list[ImageSource]:
     """Expand files, directories and glob patterns into image sources, in input order.
 
-    * an existing file is kept as is, whatever its extension;
+    * an existing file is kept as is, whatever its extension (a pipe or device too, so
+      that reading it can say what it is);
     * a directory is searched recursively for files ending in :data:`IMAGE_EXTENSIONS`:
       each folder's files in sorted order, then its subfolders in sorted order. Symlinked
       folders are followed once each (by real path), so symlink loops cannot hang;
@@ -97,7 +99,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[ImageSource]:
     for raw in paths:
         arg = os.fspath(raw)
         found: list[str]
-        if os.path.isfile(arg):
+        if os.path.isfile(arg) or (os.path.exists(arg) and not os.path.isdir(arg)):
             sources.append(ImageSource(arg))
             continue
         if os.path.isdir(arg):
@@ -147,10 +149,16 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 BGR.
 
     Raises:
-        CRNNError: the file is missing, unreadable, empty, too large, truncated, not an
-            image, or of an unsupported pixel type; the message is one line.
+        CRNNError: the file is missing, unreadable, not a regular file, empty, too large,
+            truncated, not an image, or of an unsupported pixel type; the message is one
+            line.
     """
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            # A named pipe would block the read until something writes to it; a device
+            # such as /dev/zero never ends.
+            raise CRNNError("not a regular file (a pipe, socket or device)")
         size = os.path.getsize(path)
         if size == 0:
             raise CRNNError("cannot decode image (empty file)")

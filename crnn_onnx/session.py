@@ -192,7 +192,10 @@ class OrtSession:
         self._report_provider(want_cuda, available)
 
         self._read_graph()
-        self.config = config if config is not None else self._read_metadata()
+        self.config = self._fit_static_width(
+            config if config is not None else self._read_metadata(),
+            "the given config's" if config is not None else "metadata",
+        )
         self._check_classes()
         binding = self.options.io_binding
         if binding is None:
@@ -275,13 +278,21 @@ class OrtSession:
             config = CRNNConfig.from_metadata(meta)
         except CRNNError as err:
             raise CRNNError(f"{self.model_path}: {err}") from None
-        if self.static_width is not None and config.width != self.static_width:
-            logger.warning(
-                "%s: metadata width %d differs from the graph's fixed input width %d; "
-                "using %d", self.model_path, config.width, self.static_width, self.static_width,
-            )
-            config = config.replace(image_shape=(3, config.height, self.static_width))
         return config
+
+    def _fit_static_width(self, config: CRNNConfig, source: str) -> CRNNConfig:
+        """A graph with a fixed input width runs at that width, whatever the config says;
+        say so when they differ (a --config written for another model, say)."""
+        if self.static_width is None or config.width == self.static_width:
+            return config
+        logger.warning(
+            "%s: %s width %d differs from the graph's fixed input width %d; using %d",
+            self.model_path, source, config.width, self.static_width, self.static_width,
+        )
+        try:
+            return config.replace(image_shape=(3, config.height, self.static_width))
+        except CRNNError as err:
+            raise CRNNError(f"{self.model_path}: {err}") from None
 
     def _check_classes(self) -> None:
         if self._graph_classes is not None and self._graph_classes != self.config.num_classes:

@@ -160,3 +160,35 @@ def test_arguments_are_validated(exported_model: Path) -> None:
 def test_default_io_workers_leave_the_cores_to_inference(device: str, threads: int | None,
                                                          cores: int, workers: int) -> None:
     assert default_io_workers(device, threads, cores) == workers
+
+
+def test_concurrent_files_arrays_and_io_binding_match_sequential(
+    exported_model: Path, mixed_images: list[np.ndarray], tmp_path: Path
+) -> None:
+    """Threads streaming files (with a broken one) and threads passing arrays, at once, on
+    one Predictor whose session uses IO binding (the CUDA path, here on the CPU): each gets
+    what it gets alone."""
+    predictor = Predictor(exported_model, "cpu", batch_size=3, width_policy="bucket",
+                          io_workers=2)
+    predictor.session.io_binding = True
+    images = mixed_images[:5]  # widths 100 to 352: several output shapes to bind
+    for i, image in enumerate(images):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), image)
+    (tmp_path / "2b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    from_files = list(predictor.predict_paths([tmp_path]))
+    from_arrays = predictor.predict(images[::-1])
+    assert [p.ok for p in from_files] == [True, True, True, False, True, True]
+    barrier = threading.Barrier(4)
+
+    def work(kind: int) -> list[Prediction]:
+        barrier.wait()
+        if kind % 2:
+            return list(predictor.predict_paths([tmp_path]))
+        return predictor.predict(images[::-1])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    for kind, result in enumerate(results):
+        expected = from_files if kind % 2 else from_arrays
+        assert [p.path for p in result] == [p.path for p in expected]
+        _assert_same(result, expected)
