@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian font packages and word list that the shipped model was trained with
+# (Debian/Ubuntu, as root). Training and `crnn-onnx synth` draw from every installed font;
+# crnn_onnx/synth.py keeps a few families (HELDOUT_FAMILIES) out of training for evaluation.
+# Exit codes: 0 installed, 1 apt-get failed.
+set -euo pipefail
+packages=(
+  wamerican
+  fonts-dejavu fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf
+  fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea fonts-roboto-unhinted
+  fonts-roboto-slab fonts-open-sans fonts-lato fonts-cantarell fonts-urw-base35 fonts-texgyre
+  fonts-linuxlibertine fonts-ebgaramond fonts-inconsolata fonts-hack-ttf fonts-firacode
+  fonts-go fonts-jetbrains-mono fonts-noto-core fonts-sil-gentium fonts-sil-charis
+  fonts-sil-andika fonts-sil-doulos fonts-vollkorn fonts-oldstandard fonts-quattrocento
+  fonts-dosis fonts-comfortaa fonts-quicksand fonts-cabin fonts-karla fonts-manrope
+  fonts-inter fonts-b612 fonts-clear-sans fonts-comic-neue fonts-courier-prime
+  fonts-anonymous-pro fonts-adf-accanthis fonts-adf-baskervald fonts-adf-berenis
+  fonts-adf-gillius fonts-adf-ikarius fonts-adf-irianis fonts-adf-libris fonts-adf-mekanus
+  fonts-adf-oldania fonts-adf-romande fonts-adf-switzera fonts-adf-tribun
+  fonts-adf-universalis fonts-adf-verana fonts-averia-sans-gwf fonts-averia-serif-gwf
+  fonts-play fonts-tuffy fonts-jura fonts-league-spartan fonts-oxygen fonts-ocr-b
+  fonts-opendin fonts-cmu fonts-paratype fonts-mplus fonts-yanone-kaffeesatz fonts-sora
+  fonts-tiresias fonts-gfs-didot fonts-gfs-bodoni-classic fonts-goudybookletter fonts-fanwood
+  fonts-junction fonts-prociono fonts-cardo fonts-gnutypewriter fonts-mononoki
+  fonts-fantasque-sans fonts-allerta fonts-arapey fonts-lindenhill fonts-arkpandora
+  fonts-dustin fonts-kristi fonts-lobstertwo fonts-bebas-neue fonts-ubuntu-title
+  fonts-staypuft fonts-isabella
+)
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "installed ${#packages[@]} packages"
