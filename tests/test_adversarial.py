@@ -612,9 +612,12 @@ def test_output_through_a_symlink_and_into_a_named_pipe(exported_model: Path, cr
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
-    result = runner.invoke(app, ["predict", "--model", str(exported_model), str(crops[0]),
-                                 "-f", "jsonl", "-o", str(fifo), "-q"])
-    received = reader.communicate(timeout=60)[0]
+    try:
+        result = runner.invoke(app, ["predict", "--model", str(exported_model),
+                                     str(crops[0]), "-f", "jsonl", "-o", str(fifo), "-q"])
+        received = reader.communicate(timeout=60)[0]
+    finally:
+        reader.kill()  # never leave it waiting on the pipe
     assert result.exit_code == 0
     assert json.loads(received)["path"] == str(crops[0])
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
