@@ -163,6 +163,12 @@ def _list_inputs(paths: Sequence[str | Path]) -> tuple[list[_Input], list[Any]]:
 # --- the actor ---------------------------------------------------------------------------
 
 
+def _display_path(path: str) -> str:
+    """``path`` as valid UTF-8 text (what Arrow strings hold): bytes of a file name that
+    are not UTF-8 (possible on Linux) become ``\\xNN``, as in the text and CSV formats."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _result_schema(pa: ModuleType) -> Any:
     return pa.schema([
         ("index", pa.int64()), ("path", pa.string()), ("text", pa.string()),
@@ -180,9 +186,10 @@ class RecognizeBatch:
         config, device, batch_size, threads, width_policy: as for
             :class:`~crnn_onnx.predictor.Predictor`.
 
-    Called with a ``pyarrow.Table`` of rows ``index``, ``path``, ``error``, ``fs_index``,
-    ``fs_path``; returns a ``pyarrow.Table`` of ``index``, ``path``, ``text``,
-    ``confidence``, ``error`` in the same order, one row per input row.
+    Called with a ``pyarrow.Table`` of rows ``index``, ``path`` (binary,
+    ``os.fsencode``), ``error``, ``fs_index``, ``fs_path``; returns a ``pyarrow.Table`` of
+    ``index``, ``path`` (string, see :func:`iter_predictions`), ``text``, ``confidence``,
+    ``error`` in the same order, one row per input row.
     """
 
     def __init__(
@@ -222,6 +229,8 @@ class RecognizeBatch:
             raise self._error
         pa = _import_pyarrow()
         rows = batch.to_pylist()
+        for row in rows:
+            row["path"] = os.fsdecode(row["path"])
         results: list[Prediction | None] = [None] * len(rows)
         uri_rows = [i for i, row in enumerate(rows)
                     if row["error"] is None and row["fs_index"] is not None]
@@ -249,7 +258,7 @@ class RecognizeBatch:
         assert len(done) == len(rows)
         return pa.table({
             "index": [row["index"] for row in rows],
-            "path": [p.path for p in done],
+            "path": [_display_path(p.path or "") for p in done],
             "text": [p.text for p in done],
             "confidence": [p.confidence for p in done],
             "error": [p.error for p in done],
@@ -390,8 +399,8 @@ def _build_dataset(
     workers: int | None,
     gpus_per_worker: float,
     progress: bool,
-) -> tuple[Any, int]:
-    """:func:`recognize_dataset`, and the number of actors it runs on."""
+) -> tuple[Any, int, list[str]]:
+    """:func:`recognize_dataset`, the number of actors it runs on, and the inputs' paths."""
     ray = _import_ray()
     pa = _import_pyarrow()
     if batch_size < 1:
@@ -419,7 +428,7 @@ def _build_dataset(
     blocks = [
         pa.table({
             "index": list(range(start, start + len(chunk))),
-            "path": [item.path for item in chunk],
+            "path": pa.array([os.fsencode(item.path) for item in chunk], pa.binary()),
             "error": [item.error for item in chunk],
             "fs_index": pa.array([item.fs_index for item in chunk], pa.int64()),
             "fs_path": pa.array([item.fs_path for item in chunk], pa.string()),
@@ -442,11 +451,17 @@ def _build_dataset(
     )
     dataset.context.execution_options.preserve_order = True
     dataset.context.enable_progress_bars = progress
-    return dataset, n_workers
+    return dataset, n_workers, [item.path for item in inputs]
 
 
-def iter_predictions(dataset: Any) -> Iterator[Prediction]:
+def iter_predictions(dataset: Any, paths: Sequence[str] | None = None) -> Iterator[Prediction]:
     """The records of a :func:`recognize_dataset` dataset, in input order, as Predictions.
+
+    Args:
+        dataset: from :func:`recognize_dataset`.
+        paths: the inputs' exact paths, by index. The dataset's ``path`` column is UTF-8
+            text, so a file name that is not UTF-8 appears there with ``\\xNN`` escapes;
+            with ``paths`` the Predictions carry the name itself, as ``predict``'s do.
 
     Raises:
         CRNNError: a worker failed with a toolkit error (its one-line message), or the rows
@@ -462,8 +477,8 @@ def iter_predictions(dataset: Any) -> Iterator[Prediction]:
                         f"{expected} was expected)"
                     )
                 expected += 1
-                yield Prediction(row["path"], row["text"], row["confidence"],
-                                 error=row["error"])
+                path = paths[row["index"]] if paths is not None else row["path"]
+                yield Prediction(path, row["text"], row["confidence"], error=row["error"])
     except Exception as err:  # Ray wraps worker failures; surface the toolkit's own.
         cause = _toolkit_cause(err)
         if cause is None:
@@ -550,7 +565,7 @@ def bulk_predict(
     if fmt not in BULK_FORMATS:
         raise CRNNError(f"unknown bulk format {fmt!r} (known: {', '.join(BULK_FORMATS)})")
     start = time.perf_counter()
-    dataset, n_workers = _build_dataset(
+    dataset, n_workers, input_paths = _build_dataset(
         paths, model_path, config=config, device=device, batch_size=batch_size,
         threads=threads, width_policy=width_policy, workers=workers,
         gpus_per_worker=gpus_per_worker, progress=progress,
@@ -559,7 +574,7 @@ def bulk_predict(
     with atomic_output(output) as stream:
         if fmt == "jsonl":
             writer = RecordWriter(stream, "jsonl")
-            for prediction in iter_predictions(dataset):
+            for prediction in iter_predictions(dataset, input_paths):
                 writer.write(prediction)
                 total += 1
                 failed += not prediction.ok
@@ -584,7 +599,7 @@ def _write_parquet(sink: Any, predictions: Iterator[Prediction]) -> tuple[int, i
     chunk: list[dict[str, Any]] = []
     with pq.ParquetWriter(sink, schema) as writer:
         for prediction in predictions:
-            chunk.append(output_record(prediction))
+            chunk.append(output_record(prediction))  # paths already _display_path'd
             total += 1
             failed += not prediction.ok
             if len(chunk) == _PARQUET_CHUNK:

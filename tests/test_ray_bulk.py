@@ -8,6 +8,7 @@ dashboard), started on first use and shut down at the end; each Ray run starts i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -61,8 +62,12 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
 def test_bulk_jsonl_is_byte_identical_to_predict(ray_local: object, words: Path,
                                                  exported_model: Path, tmp_path: Path) -> None:
     # Several inputs, a missing one among them; batch size 2 spreads them over both actors
-    # in many small calls, so the order of the results is really put to the test.
-    args = [str(words), str(tmp_path / "missing.png"), str(words / "sub" / "02-charlie.png")]
+    # in many small calls, so the order of the results is really put to the test. A file
+    # name that is not UTF-8 (Linux allows it) must come out as predict writes it.
+    odd = tmp_path / os.fsdecode(b"caf\xe9.png")
+    odd.write_bytes((words / "01-bravo.png").read_bytes())
+    args = [str(words), str(tmp_path / "missing.png"), str(words / "sub" / "02-charlie.png"),
+            str(odd)]
     local, bulk = tmp_path / "predict.jsonl", tmp_path / "bulk.jsonl"
     expected = runner.invoke(app, ["predict", *args, "--model", str(exported_model),
                                    "--format", "jsonl", "--output", str(local)])
@@ -72,12 +77,13 @@ def test_bulk_jsonl_is_byte_identical_to_predict(ray_local: object, words: Path,
     assert result.exit_code == 1, result.stderr
     assert bulk.read_bytes() == local.read_bytes()
     records = _jsonl(bulk)
-    assert len(records) == 13  # the folder's 8 words and 3 corrupt files, missing, charlie
+    assert len(records) == 14  # the folder's 8 words and 3 corrupt files, missing, charlie, odd
+    assert records[-1]["text"] == records[1]["text"]  # the odd name holds bravo's image
     failed = [r for r in records if r["error"] is not None]
     assert {Path(str(r["path"])).name for r in failed} == {
         "03-empty.png", "05-text.png", "06-truncated.png", "missing.png"}
     assert all(r["text"] is None and r["confidence"] is None for r in failed)
-    assert "13 inputs: 9 recognised, 4 failed" in result.stderr
+    assert "14 inputs: 10 recognised, 4 failed" in result.stderr
     assert "on 2 workers" in result.stderr
 
 
