@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reset-ema", action="store_true",
+                        help="on resume, restart the EMA from the current training weights")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -153,7 +155,7 @@ def main() -> None:
     model = CRNN(CONFIG.num_classes)
     ema = copy.deepcopy(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    step, best, trained_s = 0, 0.0, 0.0
+    step, best, trained_s, ema_start = 0, 0.0, 0.0, 0
     last = args.run / "last.pth"
     if last.exists():
         state = torch.load(last, map_location="cpu", weights_only=True)
@@ -162,6 +164,10 @@ def main() -> None:
         optimiser.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state["best_acc"])
         trained_s = float(state.get("trained_s", 0.0))
+        ema_start = int(state.get("ema_start", 0))
+        if args.reset_ema:
+            ema.load_state_dict(model.state_dict())
+            ema_start = step
         log(event="resume", step=step, best=best)
     log(event="start", pool_size=len(pool), val_size=len(val),
         args={k: str(v) for k, v in vars(args).items()})
@@ -194,9 +200,11 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimiser.step()
+        # EMA with the usual warm-up of its decay, so early random weights fade fast.
+        decay = min(args.ema, (1 + step - ema_start) / (10 + step - ema_start))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-                e.lerp_(p, 1 - args.ema)
+                e.lerp_(p, 1 - decay)
             for e, b in zip(ema.buffers(), model.buffers(), strict=True):
                 e.copy_(b)
         step += 1
@@ -210,19 +218,21 @@ def main() -> None:
         finished = progress() >= 1.0
         if step % args.eval_every == 0 or finished:
             trained_s += time.time() - step_start
-            acc = evaluate(ema, val)
+            acc, raw_acc = evaluate(ema, val), evaluate(model, val)
             model.train()
             added = pool.refresh()
-            if acc > best:
-                best = acc
-                save_checkpoint(ema, args.run / "best.pth", epoch=step,
-                                extra={"best_acc": best, "step": step})
+            if max(acc, raw_acc) > best:
+                best = max(acc, raw_acc)
+                save_checkpoint(ema if acc >= raw_acc else model, args.run / "best.pth",
+                                epoch=step, extra={"best_acc": best, "step": step,
+                                                   "ema": acc >= raw_acc})
             state = {"model": ema.state_dict(), "train_model": model.state_dict(),
                      "optimizer": optimiser.state_dict(), "step": step, "best_acc": best,
-                     "epoch": step, "trained_s": trained_s}
+                     "epoch": step, "trained_s": trained_s, "ema_start": ema_start}
             torch.save(state, args.run / "last.tmp")
             os.replace(args.run / "last.tmp", last)
-            log(event="eval", step=step, val_acc=round(acc, 4), best=round(best, 4),
+            log(event="eval", step=step, val_acc=round(acc, 4), raw_val_acc=round(raw_acc, 4),
+                best=round(best, 4),
                 pool=len(pool), shards_added=added)
             window_start, seen, step_start = time.time(), 0, time.time()
     log(event="done", step=step, best=best)
