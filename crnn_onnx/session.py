@@ -192,6 +192,7 @@ class OrtSession:
         self._report_provider(want_cuda, available)
 
         self._read_graph()
+        self._refuse_batch_first()
         self.config = self._fit_static_width(
             config if config is not None else self._read_metadata(),
             "the given config's" if config is not None else "metadata",
@@ -271,6 +272,16 @@ class OrtSession:
         self.static_width: int | None = _static_dim(in_shape[3])
         self._static_frames = _static_dim(out_shape[0])
         self._graph_classes = _static_dim(out_shape[2])
+
+    def _refuse_batch_first(self) -> None:
+        """`crnn-onnx triton-repo` writes an (N, T, C) variant for Triton; decoding it as
+        (T, N, C) would give wrong text without any error, so refuse it here."""
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if meta.get("crnn_onnx.output_layout") == "NTC":
+            raise CRNNError(
+                f"{self.model_path}: this is the batch-first (N, T, C) model made for Triton "
+                "by `crnn-onnx triton-repo`; predict with the original export instead"
+            )
 
     def _read_metadata(self) -> CRNNConfig:
         meta = self._session.get_modelmeta().custom_metadata_map

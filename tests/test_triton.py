@@ -196,3 +196,12 @@ def test_cli_triton_repo(exported_model: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["triton-repo", str(tmp_path / "models"), "--model",
                               str(exported_model), "--instance-kind", "tpu"])
     assert bad.exit_code == 2
+
+
+def test_predict_refuses_the_batch_first_model(repo: TritonRepository) -> None:
+    """Decoding (N, T, C) as (T, N, C) would give wrong text silently: it must be refused."""
+    from crnn_onnx.errors import CRNNError
+    from crnn_onnx.session import OrtSession
+
+    with pytest.raises(CRNNError, match="batch-first"):
+        OrtSession(repo.model_file)
