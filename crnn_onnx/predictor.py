@@ -45,10 +45,11 @@ def default_io_workers(device: str, threads: int | None, cores: int | None = Non
     On CUDA the CPU only reads and preprocesses, so up to 4 threads do (one per core). On
     the CPU, ONNX Runtime's intra-op threads (one per core by default) keep every core busy
     during a run, and reading a word crop costs a fraction of inferring it (on the 2-core
-    development machine about 0.3 ms of CPU against 1.5 ms for the int8 model and 3 ms for
+    development machine 0.36 ms of CPU against 1.4 ms for the int8 model and 4.4 ms for
     fp32 at batch 32), so one thread keeps up: only the cores inference leaves free read,
-    and at least one thread does. More readers would only preempt the intra-op threads,
-    which then wait on each other at every parallel section.
+    and at least one thread does. More readers only preempt the intra-op threads: with
+    two readers instead of one, or readers at a lower priority, or reading between runs,
+    throughput stayed within noise of one reader (measured; see the README).
 
     OpenCV's own thread pool is not involved: resizing a word crop is too small a job for
     ``cv2.resize`` to split, so no OpenCV worker threads start (only a large image starts
