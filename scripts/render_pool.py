@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
+from crnn_onnx.preprocess import resized_width
 from crnn_onnx.synth import synth_samples
 
 
 def resize_and_pad(image: np.ndarray, config: CRNNConfig, width: int) -> np.ndarray:
     """Upstream resize_padding: (H, W, 3) uint8 -> (32, width, 3) float32, still BGR."""
-    h, w = image.shape[:2]
-    resized_w = min(width, int(np.ceil(config.height * w / h)))
+    resized_w = resized_width(*image.shape[:2], config.height, width)
     resized = cv2.resize(image, (resized_w, config.height)).astype(np.float32)
     out = np.full((config.height, width, 3), config.pad_value, np.float32)
     out[:, :resized_w] = resized

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from crnn_onnx.checkpoint import save_checkpoint
 from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
+from crnn_onnx.decoder import ctc_greedy_decode
 from crnn_onnx.model import CRNN, sequence_length
 
 CONFIG = CRNNConfig()
@@ -86,26 +87,13 @@ def forward(model: CRNN, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     return model.head(model.neck(feats.float()))
 
 
-def greedy(logits: torch.Tensor) -> list[str]:
-    best = logits.argmax(-1).T.tolist()  # (N, T)
-    out = []
-    for seq in best:
-        chars, prev = [], 0
-        for k in seq:
-            if k != prev and k != 0:
-                chars.append(DEFAULT_CHARSET[k - 1])
-            prev = k
-        out.append("".join(chars))
-    return out
-
-
 @torch.no_grad()
 def evaluate(model: CRNN, pool: Pool, batch_size: int = 256) -> float:
     model.eval()
     correct = 0
     for i in range(0, len(pool), batch_size):
         x = normalise(pool.images[i:i + batch_size])
-        preds = greedy(model(x))
+        preds = [d.text for d in ctc_greedy_decode(model(x).numpy(), CONFIG.charset)]
         correct += sum(p == t for p, t in zip(preds, pool.labels[i:i + batch_size], strict=True))
     return correct / max(1, len(pool))
 
