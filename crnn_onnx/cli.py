@@ -178,6 +178,20 @@ class _WidthPolicy(str, Enum):
     bucket = "bucket"
 
 
+# Options that several commands share, declared once.
+_ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="ONNX model; default: the shipped weights/crnn.onnx."),
+]
+_ConfigOverrideOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML config overriding the model's metadata."),
+]
+_BatchSizeOption = Annotated[
+    int, typer.Option("--batch-size", min=1, help="Images per model run.")
+]
+
+
 class _Format(str, Enum):
     text = "text"
     json = "json"
@@ -231,10 +245,7 @@ def predict(
                        metavar="PATHS",
                        show_default=False),
     ],
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model; default: the shipped weights/crnn.onnx."),
-    ] = None,
+    model: _ModelOption = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="YAML config overriding the model's metadata (needed for "
@@ -244,9 +255,7 @@ def predict(
         _Device,
         typer.Option("--device", help="auto: CUDA if this onnxruntime has it, else CPU."),
     ] = _Device.auto,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Images per model run.")
-    ] = 32,
+    batch_size: _BatchSizeOption = 32,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1,
@@ -326,16 +335,10 @@ def evaluate(
         typer.Argument(help="TSV of 'relative/path<TAB>text' lines, paths relative to its folder.",
                        metavar="LABELS", show_default=False),
     ],
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model; default: the shipped weights/crnn.onnx."),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML config overriding the model's metadata."),
-    ] = None,
+    model: _ModelOption = None,
+    config: _ConfigOverrideOption = None,
     device: Annotated[_Device, typer.Option("--device", help="auto, cpu or cuda.")] = _Device.auto,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    batch_size: _BatchSizeOption = 32,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
     width_policy: Annotated[
         _WidthPolicy, typer.Option("--width-policy", help="As for predict.")
@@ -463,14 +466,8 @@ def bulk(
         typer.Option("--format", "-f", help="jsonl: what `predict --format jsonl` writes; "
                      "parquet: the same records as columns."),
     ] = _BulkFormat.jsonl,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model; default: the shipped weights/crnn.onnx."),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML config overriding the model's metadata."),
-    ] = None,
+    model: _ModelOption = None,
+    config: _ConfigOverrideOption = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", "-w", min=1, help="Ray actors, one ONNX Runtime session each; "
@@ -481,9 +478,7 @@ def bulk(
         typer.Option("--address", help="An existing Ray cluster (ray://host:10001, host:6379, "
                      "auto); default: start a local one."),
     ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Images per model run.")
-    ] = 32,
+    batch_size: _BatchSizeOption = 32,
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="ONNX Runtime threads per worker (and the "
                           "CPUs Ray reserves for it).")
@@ -569,10 +564,7 @@ def triton_repo(
     instances: Annotated[
         int, typer.Option("--instances", min=1, help="Model instances (per GPU, or on the CPU).")
     ] = 1,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML config overriding the model's metadata."),
-    ] = None,
+    config: _ConfigOverrideOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing DIR/NAME.")
     ] = False,
@@ -746,10 +738,7 @@ def quantize(
         _Calibration, typer.Option("--method", help="How activation ranges are calibrated.")
     ] = _Calibration.minmax,
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling or rendering.")] = 0,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML config overriding the model's metadata."),
-    ] = None,
+    config: _ConfigOverrideOption = None,
 ) -> None:
     """Quantize a model to int8 for the CPU (static, calibrated on word images)."""
     from crnn_onnx.config import load_config
