@@ -4,9 +4,12 @@
 Reads shards written by ``scripts/render_pool.py`` (training pool and a held-out validation
 set rendered with font families and words never used in training), and trains with CTC loss
 (blank 0), AdamW, warm-up plus cosine learning rate, gradient clipping and an exponential
-moving average (EMA) of the weights. Convolutions run in bf16 autocast where the CPU supports
-it (LSTM, loss and evaluation stay fp32). Resumable: ``RUN/last.pth`` is written at every
-evaluation, and a rerun with the same ``--run`` continues from it. Checkpoints are in
+moving average (EMA) of the weights. Convolutions run channels-last in bf16 autocast where the
+CPU supports it (LSTM, loss and evaluation stay fp32); on a 2-core AVX-512 BF16 CPU that trains
+about 150 crops/s against 75 in plain fp32. ``--init`` starts from an existing checkpoint
+(fine-tuning the shipped model) with a fresh optimiser and schedule. Resumable:
+``RUN/last.pth`` is written at every evaluation, and a rerun with the same ``--run`` continues
+from it. Checkpoints are in
 upstream CRNN-TextRec format (``{'model': state_dict, 'epoch': ..., ...}``); the EMA weights
 with the best validation word accuracy go to ``RUN/best.pth``. Log: ``RUN/train.log``.
 
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crnn_onnx.checkpoint import save_checkpoint
+from crnn_onnx.checkpoint import load_checkpoint, save_checkpoint
 from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
 from crnn_onnx.decoder import ctc_greedy_decode
 from crnn_onnx.model import CRNN, sequence_length
@@ -72,7 +75,9 @@ def normalise(batch_u8: torch.Tensor) -> torch.Tensor:
     x = batch_u8.flip(-1).float()
     mean = torch.tensor(CONFIG.mean) * 255
     std = torch.tensor(CONFIG.std) * 255
-    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
+    # NHWC in memory already: the permuted view is channels-last, which oneDNN's convolutions
+    # run fastest.
+    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
 
 def encode(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,6 +128,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this checkpoint's weights (ignored when RUN/last.pth "
+                             "exists, which resumes instead)")
     parser.add_argument("--reset-ema", action="store_true",
                         help="on resume, restart the EMA from the current training weights")
     args = parser.parse_args()
@@ -141,6 +149,9 @@ def main() -> None:
 
     pool, val = Pool(args.pool), Pool(args.val)
     model = CRNN(CONFIG.num_classes)
+    if args.init is not None:
+        model.load_state_dict(load_checkpoint(args.init, CONFIG).state_dict())
+    model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, best, trained_s, ema_start = 0, 0.0, 0.0, 0
