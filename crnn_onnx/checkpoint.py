@@ -16,12 +16,9 @@ This module imports torch: it is used for export and training only, never for in
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import pickle
 import re
-import secrets
 import struct
 import warnings
 from collections.abc import Mapping
@@ -32,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.model import CRNN
@@ -294,14 +292,6 @@ def save_checkpoint(
         for k, v in module.state_dict().items()
     }
     payload = {"model": state, "epoch": int(epoch), **extra}
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise CRNNError(f"cannot write checkpoint {str(path)!r}: {err.strerror or err}") from None
-    finally:
-        with contextlib.suppress(OSError):  # never mask the error that got us here
-            tmp.unlink(missing_ok=True)
     return path

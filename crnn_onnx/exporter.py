@@ -21,8 +21,6 @@ import contextlib
 import io
 import logging
 import math
-import os
-import secrets
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,6 +34,7 @@ import torch
 from torch import nn
 
 from crnn_onnx import __version__
+from crnn_onnx.atomic import atomic_path
 from crnn_onnx.checkpoint import load_checkpoint
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
@@ -145,33 +144,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
-
-
-@contextlib.contextmanager
-def _atomic_output(output: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``output``; rename it over ``output`` on success.
-
-    The temporary file is removed on every failure, so the output path never holds a
-    half-written or unverified model.
-    """
-    if output.is_dir():
-        raise CRNNError(f"output {str(output)!r} is a directory; give a file name ending .onnx")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CRNNError(
-            f"cannot create folder {str(output.parent)!r}: {err.strerror or err}"
-        ) from None
-    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        try:
-            os.replace(tmp, output)
-        except OSError as err:
-            raise CRNNError(f"cannot write {str(output)!r}: {err.strerror or err}") from None
-    finally:
-        with contextlib.suppress(OSError):  # never mask the error that got us here
-            tmp.unlink(missing_ok=True)
 
 
 def _trace_to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, dynamic: bool
@@ -299,7 +271,7 @@ def export_onnx(
             checker failure, or the file cannot be written.
     """
     output = Path(output)
-    with _atomic_output(output) as tmp:
+    with atomic_path(output) as tmp:
         _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
     return output
 
@@ -465,7 +437,7 @@ def export_checkpoint(
     model = load_checkpoint(ckpt, config)
     report: VerifyReport | None = None
     verify_seconds = 0.0
-    with _atomic_output(output) as tmp:
+    with atomic_path(output) as tmp:
         _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
         export_seconds = time.perf_counter() - start
         if verify:

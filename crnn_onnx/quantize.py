@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -48,6 +47,7 @@ from typing import Literal
 
 import numpy as np
 
+from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.decoder import ctc_greedy_decode
 from crnn_onnx.errors import CRNNError
@@ -289,7 +289,10 @@ def quantize_model(
             )
         agreement = _agreement(fp32, int8, check)
         size = final.stat().st_size
-        _publish(final, output)
+        # A copy, then a rename in the destination folder: the temporary folder may be on
+        # another file system, where a rename is not atomic.
+        with atomic_path(output) as tmp_output:
+            tmp_output.write_bytes(final.read_bytes())
 
     report = QuantizeReport(
         output=output,
@@ -384,28 +387,6 @@ def _quiet_ort_quantization() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(drop)
-
-
-def _publish(src: Path, output: Path) -> None:
-    """Move ``src`` to ``output`` atomically (a temporary name beside it, then a rename)."""
-    if output.is_dir():
-        raise CRNNError(f"output {str(output)!r} is a directory; give a file name ending .onnx")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CRNNError(f"cannot create folder {str(output.parent)!r}: {err.strerror or err}"
-                        ) from None
-    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # A copy, then a rename in the destination folder: the temporary folder may be on
-        # another file system, where a rename is not atomic.
-        tmp.write_bytes(src.read_bytes())
-        os.replace(tmp, output)
-    except OSError as err:
-        raise CRNNError(f"cannot write {str(output)!r}: {err.strerror or err}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
 
 
 def _one_line(err: BaseException) -> str:

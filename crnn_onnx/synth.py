@@ -28,6 +28,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
 
@@ -459,9 +460,8 @@ def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", 
                 raise CRNNError(f"cannot write {out / name}")
             lines.append(f"{name}\t{sample.label}\n")
         labels = out / "labels.tsv"
-        tmp = out / ".labels.tsv.tmp"
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, labels)
+        with atomic_path(labels) as tmp:
+            tmp.write_text("".join(lines), encoding="utf-8")
     except OSError as err:
         raise CRNNError(f"cannot write dataset to {str(out)!r}: {err.strerror or err}") from None
     return labels
