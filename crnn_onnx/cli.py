@@ -185,10 +185,26 @@ _ModelOption = Annotated[
 ]
 _ConfigOverrideOption = Annotated[
     Path | None,
-    typer.Option("--config", help="YAML config overriding the model's metadata."),
+    typer.Option("--config", help="YAML config overriding the model's metadata (needed for "
+                 "models exported without it)."),
 ]
 _BatchSizeOption = Annotated[
     int, typer.Option("--batch-size", min=1, help="Images per model run.")
+]
+_DeviceOption = Annotated[
+    _Device,
+    typer.Option("--device", help="auto: CUDA if this onnxruntime has it, else CPU; cpu; cuda "
+                 "(an error if CUDA cannot run)."),
+]
+_ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", min=1,
+                 help="ONNX Runtime intra-op threads; default: one per physical core."),
+]
+_WidthPolicyOption = Annotated[
+    _WidthPolicy,
+    typer.Option("--width-policy", help="fixed: every image at the model width (as upstream); "
+                 "bucket: width from each image's aspect ratio (dynamic-width models)."),
 ]
 
 
@@ -246,26 +262,11 @@ def predict(
                        show_default=False),
     ],
     model: _ModelOption = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML config overriding the model's metadata (needed for "
-                     "models exported without it)."),
-    ] = None,
-    device: Annotated[
-        _Device,
-        typer.Option("--device", help="auto: CUDA if this onnxruntime has it, else CPU."),
-    ] = _Device.auto,
+    config: _ConfigOverrideOption = None,
+    device: _DeviceOption = _Device.auto,
     batch_size: _BatchSizeOption = 32,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", min=1,
-                     help="ONNX Runtime intra-op threads; default: one per physical core."),
-    ] = None,
-    width_policy: Annotated[
-        _WidthPolicy,
-        typer.Option("--width-policy", help="fixed: every image at the model width (as upstream); "
-                     "bucket: width from each image's aspect ratio (dynamic-width models)."),
-    ] = _WidthPolicy.fixed,
+    threads: _ThreadsOption = None,
+    width_policy: _WidthPolicyOption = _WidthPolicy.fixed,
     fmt: Annotated[
         _Format,
         typer.Option("--format", "-f", help="text: path, text, confidence per line; json: one "
@@ -337,12 +338,10 @@ def evaluate(
     ],
     model: _ModelOption = None,
     config: _ConfigOverrideOption = None,
-    device: Annotated[_Device, typer.Option("--device", help="auto, cpu or cuda.")] = _Device.auto,
+    device: _DeviceOption = _Device.auto,
     batch_size: _BatchSizeOption = 32,
-    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
-    width_policy: Annotated[
-        _WidthPolicy, typer.Option("--width-policy", help="As for predict.")
-    ] = _WidthPolicy.fixed,
+    threads: _ThreadsOption = None,
+    width_policy: _WidthPolicyOption = _WidthPolicy.fixed,
     min_accuracy: Annotated[
         float | None,
         typer.Option("--min-accuracy", min=0.0, max=1.0,
@@ -483,20 +482,13 @@ def bulk(
         int, typer.Option("--threads", min=1, help="ONNX Runtime threads per worker (and the "
                           "CPUs Ray reserves for it).")
     ] = 1,
-    device: Annotated[
-        _Device,
-        typer.Option("--device", help="Each worker's device; auto: CUDA if its onnxruntime has "
-                     "it, else CPU."),
-    ] = _Device.auto,
+    device: _DeviceOption = _Device.auto,
     gpus_per_worker: Annotated[
         float,
         typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray reserves per worker "
                      "(0.5: two share one); --device cuda implies 1 when unset."),
     ] = 0.0,
-    width_policy: Annotated[
-        _WidthPolicy,
-        typer.Option("--width-policy", help="fixed or bucket, as for predict."),
-    ] = _WidthPolicy.fixed,
+    width_policy: _WidthPolicyOption = _WidthPolicy.fixed,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars, info lines or summary.")
     ] = False,
