@@ -131,6 +131,8 @@ class Predictor:
         io_workers: threads that read and preprocess images; ``None``: on CUDA up to 4 (one
             per core), on the CPU the cores that ONNX Runtime's intra-op threads leave free,
             at least 1 (see :func:`default_io_workers`).
+        graph_optimization, cudnn_conv_algo_search: passed to
+            :class:`~crnn_onnx.session.SessionOptions` (``all`` and ``HEURISTIC`` by default).
 
     Thread safety: :meth:`predict` and :meth:`predict_paths` may be called from several
     threads at once on one Predictor. The shared ONNX Runtime session's ``run`` is
@@ -152,6 +154,8 @@ class Predictor:
         width_policy: WidthPolicy = "fixed",
         config: CRNNConfig | None = None,
         io_workers: int | None = None,
+        graph_optimization: str = "all",
+        cudnn_conv_algo_search: str = "HEURISTIC",
     ) -> None:
         if batch_size < 1:
             raise CRNNError(f"batch_size must be at least 1, got {batch_size}")
@@ -161,9 +165,10 @@ class Predictor:
             )
         self.batch_size = batch_size
         self.width_policy: WidthPolicy = width_policy
-        self.session = OrtSession(
-            model_path, SessionOptions(device=device, threads=threads), config=config
-        )
+        options = SessionOptions(device=device, threads=threads,
+                                 graph_optimization=graph_optimization,
+                                 cudnn_conv_algo_search=cudnn_conv_algo_search)
+        self.session = OrtSession(model_path, options, config=config)
         self.config: CRNNConfig = self.session.config
         static = self.session.static_width
         if static is not None and width_policy == "bucket":

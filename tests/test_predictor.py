@@ -192,3 +192,22 @@ def test_concurrent_files_arrays_and_io_binding_match_sequential(
         expected = from_files if kind % 2 else from_arrays
         assert [p.path for p in result] == [p.path for p in expected]
         _assert_same(result, expected)
+
+
+def test_session_settings_reach_onnx_runtime_and_keep_the_results(
+        exported_model: Path, mixed_images: list[np.ndarray]) -> None:
+    """graph_optimization / cudnn_conv_algo_search go to the session; no optimisation level
+    changes what is read."""
+    plain = Predictor(exported_model, "cpu", graph_optimization="disable",
+                      cudnn_conv_algo_search="EXHAUSTIVE")
+    assert plain.session.options.cudnn_conv_algo_search == "EXHAUSTIVE"
+    level = plain.session._session.get_session_options().graph_optimization_level
+    assert level.name == "ORT_DISABLE_ALL"
+    optimised = Predictor(exported_model, "cpu")
+    assert optimised.session.options.graph_optimization == "all"
+    got, want = plain.predict(mixed_images), optimised.predict(mixed_images)
+    assert [p.text for p in got] == [p.text for p in want]
+    np.testing.assert_allclose([p.confidence for p in got], [p.confidence for p in want],
+                               atol=1e-5)
+    with pytest.raises(CRNNError, match="unknown graph optimisation level 'max'"):
+        Predictor(exported_model, "cpu", graph_optimization="max")
