@@ -79,3 +79,17 @@ def test_generator_labels_match_what_it_draws(shipped: Predictor) -> None:
     read = shipped.predict([s.image for s in samples])
     matches = sum(p.text == s.label for p, s in zip(read, samples, strict=True))
     assert matches >= 18, [(p.text, s.label) for p, s in zip(read, samples, strict=True)]
+
+
+def test_readme_python_api_example_runs_as_shown(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's Python API block, run from the repository root, reads the samples."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "['amends', '1981']"
+    streamed = {Path(line.split()[0]).stem: line.split()[1] for line in lines[:-1]}
+    assert streamed == {p.stem: p.stem for p in SAMPLES.glob("*.png")}
