@@ -175,7 +175,7 @@ def _trace_to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, dynam
         torch.onnx.export(
             model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a binary file object works; the hint lags
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],

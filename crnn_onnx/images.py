@@ -194,10 +194,10 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarra
         buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise CRNNError("cannot decode image (empty file)")
-    dims = header_size(buf)
+    dims = header_size(buf.data)
     if dims is not None:
         _check_pixels(*dims)
-    problem = structure_problem(buf)
+    problem = structure_problem(buf.data)
     if problem is not None:
         raise CRNNError(f"cannot decode image (truncated or corrupt: {problem})")
     is_jpeg = buf.size >= 3 and buf[0] == 0xFF and buf[1] == 0xD8 and buf[2] == 0xFF

@@ -258,16 +258,16 @@ class Predictor:
 
     def _infer(self, window: list[_Item], futures: list[Future[_Loaded]]) -> list[Prediction]:
         loaded = [future.result() for future in futures]
+        tensors = {i: tensor for i, (tensor, _) in enumerate(loaded) if tensor is not None}
         by_width: dict[int, list[int]] = {}
-        for i, (tensor, _) in enumerate(loaded):
-            if tensor is not None:
-                by_width.setdefault(tensor.shape[2], []).append(i)
+        for i, tensor in tensors.items():
+            by_width.setdefault(tensor.shape[2], []).append(i)
 
         results: list[Prediction | None] = [None] * len(window)
         for width, indices in by_width.items():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
-                batch = np.stack([loaded[i][0] for i in chunk])  # (n, 3, 32, width)
+                batch = np.stack([tensors[i] for i in chunk])  # (n, 3, 32, width)
                 logger.debug("running %d image(s) at width %d", len(chunk), width)
                 logits = self.session.run(batch)
                 broken = nonfinite_sequences(logits)

@@ -43,7 +43,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import Any, Literal
 
 import numpy as np
 
@@ -343,7 +344,7 @@ def _agreement(reference: OrtSession, candidate: OrtSession, images: list[np.nda
     return same / len(images)
 
 
-def _import_quantization():  # type: ignore[no-untyped-def]
+def _import_quantization() -> tuple[ModuleType, ModuleType]:
     try:
         import onnx
         from onnxruntime import quantization
@@ -357,7 +358,7 @@ def _import_quantization():  # type: ignore[no-untyped-def]
     return onnx, quantization
 
 
-def _check_quantizable(path: Path, proto, metadata: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _check_quantizable(path: Path, proto: Any, metadata: dict[str, str]) -> None:
     from crnn_onnx.fp16 import PRECISION_KEY
 
     if QUANTIZATION_KEY in metadata or any(n.op_type in _QUANTIZED_OPS for n in proto.graph.node):

@@ -419,7 +419,7 @@ def _check_model_file(path: Path) -> None:
         raise CRNNError(f"model file {str(path)!r} is empty")
 
 
-def _load_error(path: Path, err: Exception) -> str:
+def _load_error(path: Path, err: BaseException) -> str:
     kind = type(err).__name__
     if kind in ("InvalidProtobuf", "InvalidGraph", "NoModel") or "protobuf" in str(err).lower():
         return (
@@ -459,6 +459,8 @@ def _cuda_failure_reason(ort: ModuleType) -> str:
     provider library with ctypes gives the dynamic linker's message (usually a missing
     libcudart / libcublas / libcudnn of the version this onnxruntime-gpu was built for).
     """
+    if ort.__file__ is None:  # a namespace package: not a real onnxruntime install
+        return "onnxruntime is not installed as a regular package"
     capi = Path(ort.__file__).parent / "capi"
     prefix, suffix = ("", ".dll") if sys.platform == "win32" else ("lib", ".so")
     shared = capi / f"{prefix}onnxruntime_providers_shared{suffix}"

@@ -323,7 +323,7 @@ def render_word(text: str, font_path: str | Path, rng: random.Random) -> np.ndar
             x += adv
     else:
         draw.text((x0, y0), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
-    alpha = np.asarray(mask, dtype=np.float32) / 255.0
+    alpha: np.ndarray = np.asarray(mask, dtype=np.float32) / 255.0
 
     # Geometry: width scaling, slant, small rotation, then a tight box around the ink.
     h, w = alpha.shape
@@ -366,15 +366,16 @@ def render_word(text: str, font_path: str | Path, rng: random.Random) -> np.ndar
     ink[:] = fg
     if rng.random() < 0.15:  # uneven ink
         ink += rng.uniform(-40, 40) * np.linspace(0, 1, cw_, dtype=np.float32)[None, :, None]
-    image = background * (1 - alpha[..., None]) + ink * alpha[..., None]
+    image: np.ndarray = background * (1 - alpha[..., None]) + ink * alpha[..., None]
 
     if rng.random() < 0.08:  # a stray line (underline, table rule, box edge)
         y = rng.choice([rng.randint(0, max(0, ch_ // 8)), rng.randint(ch_ * 7 // 8, ch_ - 1)])
         cv2.line(image, (0, y), (cw_ - 1, y), tuple(float(c) for c in fg), rng.randint(1, 2))
     if rng.random() < 0.2:  # perspective
         d = 0.06 * min(ch_, cw_)
-        src = np.float32([[0, 0], [cw_, 0], [cw_, ch_], [0, ch_]])
-        dst = src + np.float32([[rng.uniform(-d, d), rng.uniform(-d, d)] for _ in range(4)])
+        src = np.array([[0, 0], [cw_, 0], [cw_, ch_], [0, ch_]], np.float32)
+        dst = src + np.array([[rng.uniform(-d, d), rng.uniform(-d, d)] for _ in range(4)],
+                             np.float32)
         matrix = cv2.getPerspectiveTransform(src, dst)
         image = cv2.warpPerspective(image, matrix, (cw_, ch_), borderMode=cv2.BORDER_REPLICATE)
     blur = rng.random()
@@ -394,11 +395,12 @@ def render_word(text: str, font_path: str | Path, rng: random.Random) -> np.ndar
                            interpolation=cv2.INTER_AREA)
         image = cv2.resize(small, (cw_, ch_), interpolation=cv2.INTER_LINEAR)
     image = np.clip(image, 0, 255).astype(np.uint8)
-    bgr = np.ascontiguousarray(image[..., ::-1])
+    bgr: np.ndarray = np.ascontiguousarray(image[..., ::-1])
     if rng.random() < 0.35:  # JPEG artefacts
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(15, 90)])
-        if ok:
-            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            bgr = decoded
     if rng.random() < 0.1:
         bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return bgr
