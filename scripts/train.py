@@ -9,9 +9,9 @@ CPU supports it (LSTM, loss and evaluation stay fp32); on a 2-core AVX-512 BF16 
 about 150 crops/s against 75 in plain fp32. ``--init`` starts from an existing checkpoint
 (fine-tuning the shipped model) with a fresh optimiser and schedule. Resumable:
 ``RUN/last.pth`` is written at every evaluation, and a rerun with the same ``--run`` continues
-from it. Checkpoints are in
-upstream CRNN-TextRec format (``{'model': state_dict, 'epoch': ..., ...}``); the EMA weights
-with the best validation word accuracy go to ``RUN/best.pth``. Log: ``RUN/train.log``.
+from it. Checkpoints are in upstream CRNN-TextRec format (``{'model': state_dict, 'epoch':
+..., ...}``); the weights (EMA or raw) with the best validation word accuracy go to
+``RUN/best.pth``. Log: ``RUN/train.log``.
 
     python scripts/train.py --pool data/pool --val data/val --run runs/crnn --total-steps 20000
 """
@@ -148,9 +148,7 @@ def main() -> None:
         log_file.flush()
 
     pool, val = Pool(args.pool), Pool(args.val)
-    model = CRNN(CONFIG.num_classes)
-    if args.init is not None:
-        model.load_state_dict(load_checkpoint(args.init, CONFIG).state_dict())
+    model = load_checkpoint(args.init, CONFIG) if args.init else CRNN(CONFIG.num_classes)
     model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
