@@ -168,11 +168,16 @@ class WordSource:
 
     Words come from the system dictionary (Debian's ``wamerican``) when installed; otherwise
     from pronounceable syllable combinations. Only texts of the requested split are returned.
+
+    ``compounds`` is the share of CamelCase compounds (``PayPal``, ``SaiGon``, ``RoomB12``):
+    brand names and logos put capitals inside a word. At 0 (the default) no random draw is
+    spent on it, so the texts of a seed are the same as before the option existed.
     """
 
     split: Split = "train"
     max_len: int = 16
     charset: str = DEFAULT_CHARSET
+    compounds: float = 0.0
 
     def __post_init__(self) -> None:
         words: list[str] = []
@@ -218,11 +223,23 @@ class WordSource:
         # random letters, no language model to lean on
         return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 12)))
 
+    def _compound(self, rng: random.Random) -> str:
+        """Two or three short words or names joined in CamelCase, sometimes with digits."""
+        parts = [self._dictionary(rng, names=rng.random() < 0.4)[:rng.randint(2, 7)]
+                 for _ in range(rng.choice([2, 2, 2, 3]))]
+        if rng.random() < 0.15:
+            parts.append(str(rng.randint(0, 99)))
+        return "".join(part.capitalize() for part in parts)
+
     def draw(self, rng: random.Random) -> str:
         """One text (case and light punctuation applied) whose label lies in this split."""
         for _ in range(100):
-            text = self._raw(rng)
-            case = rng.random()
+            if self.compounds and rng.random() < self.compounds:
+                text = self._compound(rng)
+                case = 1.0  # the capitals inside are the point: keep them
+            else:
+                text = self._raw(rng)
+                case = rng.random()
             if case < 0.25:
                 text = text.upper()
             elif case < 0.55:

@@ -25,6 +25,17 @@ packages=(
   fonts-fantasque-sans fonts-allerta fonts-arapey fonts-lindenhill fonts-arkpandora
   fonts-dustin fonts-kristi fonts-lobstertwo fonts-bebas-neue fonts-ubuntu-title
   fonts-staypuft fonts-isabella
+  # added for the current model: signage, monospace, handwriting, old-style, school faces
+  fonts-3270 fonts-agave fonts-adf-solothurn fonts-beteckna fonts-century-catalogue
+  fonts-compagnon fonts-dancingscript fonts-ecolier-court fonts-elstob fonts-eurofurence
+  fonts-f500 fonts-femkeklaver fonts-gamaliel fonts-hermit fonts-humor-sans fonts-junicode
+  fonts-karmilla fonts-kaushanscript fonts-league-mono fonts-levien-museum fonts-lmodern
+  fonts-lobster fonts-monofur fonts-monoid fonts-national-park fonts-ocr-a
+  fonts-opendyslexic fonts-osifont fonts-radisnoir fonts-roadgeek fonts-routed-gothic
+  fonts-rufscript fonts-sil-gentiumplus fonts-stix fonts-summersby fonts-le-murmure
+  fonts-okolaks fonts-solide-mirage fonts-uralic fonts-klaudia-berenika fonts-breip
+  fonts-havana fonts-engadget fonts-mph-2b-damase fonts-wine fonts-gfs-artemisia
+  fonts-gfs-neohellenic fonts-millimetre fonts-bajaderka fonts-apropal
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

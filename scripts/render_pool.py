@@ -22,7 +22,7 @@ import numpy as np
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.preprocess import resized_width
-from crnn_onnx.synth import synth_samples
+from crnn_onnx.synth import WordSource, synth_samples
 
 
 def resize_and_pad(image: np.ndarray, config: CRNNConfig, width: int) -> np.ndarray:
@@ -34,7 +34,8 @@ def resize_and_pad(image: np.ndarray, config: CRNNConfig, width: int) -> np.ndar
     return out
 
 
-def render_shard(out: Path, split: str, index: int, count: int, seed_base: int) -> str:
+def render_shard(out: Path, split: str, index: int, count: int, seed_base: int,
+                 compounds: float = 0.0) -> str:
     path = out / f"{split}-{index:04d}.npz"
     if path.exists():
         return f"{path.name} exists"
@@ -43,7 +44,9 @@ def render_shard(out: Path, split: str, index: int, count: int, seed_base: int) 
     images = np.empty((count, config.height, config.width, 3), np.uint8)
     labels = []
     start = time.time()
-    for i, sample in enumerate(synth_samples(count, split=split, seed=seed_base + index)):  # type: ignore[arg-type]
+    words = WordSource(split=split, compounds=compounds)  # type: ignore[arg-type]
+    samples = synth_samples(count, split=split, seed=seed_base + index, words=words)  # type: ignore[arg-type]
+    for i, sample in enumerate(samples):
         images[i] = resize_and_pad(sample.image, config, config.width).round().astype(np.uint8)
         labels.append(sample.label)
     tmp = path.with_suffix(".tmp.npz")
@@ -61,10 +64,13 @@ def main() -> None:
     parser.add_argument("--per-shard", type=int, default=6000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1000, help="shard i uses seed + i")
+    parser.add_argument("--compounds", type=float, default=0.0,
+                        help="share of CamelCase compounds (PayPal, SaiGon) among the texts")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
-        jobs = [pool.submit(render_shard, args.out, args.split, i, args.per_shard, args.seed)
+        jobs = [pool.submit(render_shard, args.out, args.split, i, args.per_shard, args.seed,
+                              args.compounds)
                 for i in range(args.first, args.first + args.shards)]
         for job in jobs:
             print(job.result(), flush=True)

@@ -96,3 +96,22 @@ def test_write_dataset_writes_images_and_labels(tmp_path: Path) -> None:
         assert (labels.parent / name).is_file()
         assert label == normalise_label(label)
     assert not list(labels.parent.glob("*.tmp"))
+
+
+def test_compounds_put_capitals_inside_words() -> None:
+    source = WordSource(split="train", compounds=1.0)
+    rng = random.Random(5)
+    for _ in range(100):
+        text = source.draw(rng)
+        letters = "".join(ch for ch in text if ch.isalpha())
+        assert any(ch.isupper() for ch in letters[1:]), text
+        label = normalise_label(text)
+        assert 1 <= len(label) <= source.max_len
+        assert split_of_text(label) == "train"
+
+
+def test_compounds_are_off_by_default_so_held_out_sets_keep_their_texts() -> None:
+    default, off = WordSource(split="heldout"), WordSource(split="heldout", compounds=0.0)
+    assert default.compounds == 0.0
+    rng_a, rng_b = random.Random(2026), random.Random(2026)
+    assert [default.draw(rng_a) for _ in range(50)] == [off.draw(rng_b) for _ in range(50)]
