@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, one_line
 from crnn_onnx.image_headers import header_size, structure_problem
 
 __all__ = [
@@ -208,7 +208,7 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarra
             raise CRNNError(
                 f"image too large (over {MAX_PIXELS / 1e6:.0f} MP, from its header)"
             ) from None
-        raise CRNNError(f"cannot decode image ({_one_line(str(err))})") from None
+        raise CRNNError(f"cannot decode image ({one_line(str(err), keep='last')})") from None
     if image is None:
         raise CRNNError("cannot decode image (not an image, or truncated/corrupt)")
     return to_bgr_uint8(image)
@@ -274,8 +274,3 @@ def _check_pixels(width: int, height: int) -> None:
             f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP > "
             f"{MAX_PIXELS / 1e6:.0f} MP)"
         )
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"

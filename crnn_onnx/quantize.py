@@ -51,7 +51,7 @@ import numpy as np
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.decoder import ctc_greedy_decode
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, one_line
 from crnn_onnx.session import OrtSession, SessionOptions
 
 __all__ = [
@@ -261,7 +261,7 @@ def quantize_model(
                     os.replace(static, dynamic)
             except (ValueError, RuntimeError, TypeError, KeyError,
                     onnx.checker.ValidationError) as err:
-                raise CRNNError(f"quantization failed: {_one_line(err)}") from None
+                raise CRNNError(f"quantization failed: {one_line(err)}") from None
 
         quantized = onnx.load(str(dynamic))
         metadata[QUANTIZATION_KEY] = json.dumps({
@@ -388,8 +388,3 @@ def _quiet_ort_quantization() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(drop)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, one_line
 from crnn_onnx.images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, decode_image, expand_paths
 from crnn_onnx.predictor import ImageInput, Prediction, Predictor
 from crnn_onnx.preprocess import WidthPolicy
@@ -98,11 +98,6 @@ def _import_pyarrow() -> ModuleType:
     return pyarrow
 
 
-def _one_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
 # --- inputs ------------------------------------------------------------------------------
 
 
@@ -146,7 +141,7 @@ def _list_inputs(paths: Sequence[str | Path]) -> tuple[list[_Input], list[Any]]:
                 inputs.append(_Input(arg, "no such file or directory"))
                 continue
         except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-            inputs.append(_Input(arg, f"cannot open URI: {_one_line(err)}"))
+            inputs.append(_Input(arg, f"cannot open URI: {one_line(err, keep='first')}"))
             continue
         if not found:
             inputs.append(_Input(arg, "directory holds no image files"))
@@ -275,7 +270,7 @@ class RecognizeBatch:
                             f"{MAX_FILE_BYTES // 2**20} MiB)")
                 data = stream.read()
         except OSError as err:
-            return f"cannot read file: {_one_line(err)}"
+            return f"cannot read file: {one_line(err, keep='first')}"
         try:
             return decode_image(data)
         except CRNNError as err:
@@ -315,7 +310,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise CRNNError(f"cannot start or reach {where}: {_one_line(err)}") from None
+        raise CRNNError(f"cannot start or reach {where}: {one_line(err, keep='first')}") from None
     try:
         yield ray
     finally:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, one_line
 
 __all__ = [
     "DEVICES",
@@ -366,7 +366,7 @@ class OrtSession:
             else:
                 out = self._session.run([self.output_name], {self.input_name: x})[0]
         except self._ort_errors as err:
-            raise CRNNError(f"onnxruntime failed to run the model: {_one_line(err)}") from None
+            raise CRNNError(f"onnxruntime failed to run the model: {_ort_message(err)}") from None
         if out.ndim != 3 or out.shape[1] != x.shape[0]:
             raise CRNNError(f"the model returned shape {out.shape}, expected (T, N, C)")
         return out
@@ -389,7 +389,7 @@ class OrtSession:
         except self._ort_errors as err:
             raise CRNNError(
                 f"onnxruntime failed to run the model with an output bound as {shape} "
-                f"(T = W // 4 + 1 for width {x.shape[3]}): {_one_line(err)}"
+                f"(T = W // 4 + 1 for width {x.shape[3]}): {_ort_message(err)}"
             ) from None
         return y_value.numpy()
 
@@ -424,19 +424,18 @@ def _load_error(path: Path, err: BaseException) -> str:
     if kind in ("InvalidProtobuf", "InvalidGraph", "NoModel") or "protobuf" in str(err).lower():
         return (
             f"cannot load model {str(path)!r}: not a valid ONNX model (truncated or not ONNX?): "
-            f"{_one_line(err)}"
+            f"{_ort_message(err)}"
         )
-    return f"cannot load model {str(path)!r}: {_one_line(err)}"
+    return f"cannot load model {str(path)!r}: {_ort_message(err)}"
 
 
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from .*? failed: ?)?")
 
 
-def _one_line(err: BaseException | str) -> str:
-    text = " ".join(str(err).split())
-    # Drop onnxruntime's "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x failed:"
-    text = _ORT_PREFIX.sub("", text)
-    return text if len(text) <= 300 else text[:297] + "..."
+def _ort_message(err: BaseException | str) -> str:
+    """onnxruntime's error as one line, without its prefix
+    ``[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x failed:``."""
+    return one_line(_ORT_PREFIX.sub("", " ".join(str(err).split())))
 
 
 def _ort_package() -> str:
@@ -473,7 +472,7 @@ def _cuda_failure_reason(ort: ModuleType) -> str:
         ctypes.CDLL(str(cuda_libs[0]))
     except OSError as err:
         return (
-            f"{_one_line(err)} (the usual cause: CUDA or cuDNN libraries missing, or not the "
+            f"{_ort_message(err)} (the usual cause: CUDA or cuDNN libraries missing, or not the "
             f"versions onnxruntime-gpu {ort.__version__} was built for)"
         )
     return (

@@ -380,8 +380,3 @@ def write_model_repository(
         input_dims=tuple(input_dims),
         output_dims=tuple(output_dims),
     )
-
-
-def _one_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
