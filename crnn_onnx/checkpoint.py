@@ -31,7 +31,7 @@ from torch import nn
 
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, one_line
 from crnn_onnx.model import CRNN
 
 try:  # numpy >= 2
@@ -76,11 +76,6 @@ _NUMPY_SCALAR_GLOBALS: list[Any] = [
 ]
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _read_checkpoint(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``, every failure mapped to a one-line error."""
     if not path.exists():
@@ -112,7 +107,7 @@ def _read_checkpoint(path: Path) -> Any:
     except _LOAD_ERRORS as err:
         raise CRNNError(
             f"checkpoint {str(path)!r} is not a readable PyTorch checkpoint "
-            f"({type(err).__name__}: {_first_line(err)[:120]})"
+            f"({type(err).__name__}: {one_line(err, keep='first', limit=120)})"
         ) from None
 
 
@@ -247,7 +242,7 @@ def load_checkpoint(path: str | Path, config: CRNNConfig) -> CRNN:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:  # _check_against should have caught it; keep it one line
-        raise CRNNError(f"{source} does not load: {_first_line(err)}") from None
+        raise CRNNError(f"{source} does not load: {one_line(err, keep='first')}") from None
     logger.debug("loaded %s (%d tensors)", path, len(state))
     return model.float().eval()
 

@@ -37,7 +37,7 @@ from crnn_onnx import __version__
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.checkpoint import load_checkpoint
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, one_line
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -130,11 +130,6 @@ class ExportReport:
         return self.export_seconds + self.verify_seconds
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     """Put ``model`` in eval mode for the duration, then restore its previous mode."""
@@ -210,7 +205,7 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
         with _eval_mode(model):
             raw = _trace_to_onnx(model, example, opset=opset, dynamic=dynamic)
     except (torch.onnx.errors.OnnxExporterError, RuntimeError, ValueError, TypeError) as err:
-        raise CRNNError(f"ONNX export failed: {_first_line(err)}") from None
+        raise CRNNError(f"ONNX export failed: {one_line(err, keep='first')}") from None
 
     proto = onnx.load_model_from_string(raw)
     proto.producer_name = "crnn-onnx"
@@ -240,7 +235,8 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
-        raise CRNNError(f"the exported graph fails the ONNX checker: {_first_line(err)}") from None
+        raise CRNNError("the exported graph fails the ONNX checker: "
+                        f"{one_line(err, keep='first')}") from None
 
 
 def export_onnx(
@@ -271,6 +267,9 @@ def export_onnx(
             checker failure, or the file cannot be written.
     """
     output = Path(output)
+    if output.is_dir():
+        raise CRNNError(f"cannot write {str(output)!r}: it is a directory; give a file name "
+                        "ending .onnx")
     with atomic_path(output) as tmp:
         _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
     return output
@@ -351,8 +350,8 @@ def verify_onnx(
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except errors as err:
-        raise CRNNError(f"ONNX Runtime cannot load {str(onnx_path)!r}: {_first_line(err)}"
-                        ) from None
+        raise CRNNError(f"ONNX Runtime cannot load {str(onnx_path)!r}: "
+                        f"{one_line(err, keep='first')}") from None
     model_input, model_output = session.get_inputs()[0], session.get_outputs()[0]
     fixed_batch, _, _, fixed_width = model_input.shape
     if isinstance(fixed_batch, int):
@@ -373,7 +372,8 @@ def verify_onnx(
                     got = session.run([model_output.name], {model_input.name: images})[0]
                 except errors as err:
                     raise CRNNError(
-                        f"ONNX Runtime failed at batch {batch}, width {width}: {_first_line(err)}"
+                        f"ONNX Runtime failed at batch {batch}, width {width}: "
+                        f"{one_line(err, keep='first')}"
                     ) from None
                 if got.shape != expected.shape:
                     raise CRNNError(

@@ -249,7 +249,7 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(default_config: CRNNConf
 
 
 def test_output_that_is_a_folder(default_config: CRNNConfig, tmp_path: Path) -> None:
-    with pytest.raises(CRNNError, match="is a directory"):
+    with pytest.raises(CRNNError, match=r"is a directory; give a file name ending \.onnx"):
         export_onnx(TinyNet(), default_config, tmp_path)
 
 
