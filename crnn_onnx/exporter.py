@@ -26,7 +26,6 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnx
@@ -38,6 +37,7 @@ from crnn_onnx.atomic import atomic_path
 from crnn_onnx.checkpoint import load_checkpoint
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
+from crnn_onnx.ort_env import import_onnxruntime, ort_errors
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -275,25 +275,7 @@ def export_onnx(
     return output
 
 
-def _import_onnxruntime() -> ModuleType:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise CRNNError(
-            "verifying the export needs ONNX Runtime: pip install 'crnn-onnx[cpu]' "
-            "(or 'crnn-onnx[gpu]'), or skip verification"
-        ) from None
-    return onnxruntime
-
-
-def _ort_errors(ort: ModuleType) -> tuple[type[BaseException], ...]:
-    """ONNX Runtime's exception classes (they derive from Exception, not RuntimeError)."""
-    state = ort.capi.onnxruntime_pybind11_state
-    found = [
-        value for value in vars(state).values()
-        if isinstance(value, type) and issubclass(value, Exception)
-    ]
-    return (*found, RuntimeError)
+_VERIFY_HINT = "; or skip verification (--no-verify)"
 
 
 @contextlib.contextmanager
@@ -345,8 +327,8 @@ def verify_onnx(
         CRNNError: ONNX Runtime is missing or cannot load/run the file, or the output
             shapes differ.
     """
-    ort = _import_onnxruntime()
-    errors = _ort_errors(ort)
+    ort = import_onnxruntime(_VERIFY_HINT)
+    errors = ort_errors(ort)
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except errors as err:
@@ -433,7 +415,7 @@ def export_checkpoint(
     if output.resolve() == ckpt.resolve():
         raise CRNNError(f"output {str(output)!r} would overwrite the checkpoint")
     if verify:
-        _import_onnxruntime()  # fail before the slow part
+        import_onnxruntime(_VERIFY_HINT)  # fail before the slow part
     model = load_checkpoint(ckpt, config)
     report: VerifyReport | None = None
     verify_seconds = 0.0

@@ -1,9 +1,10 @@
-"""OrtSession: the one place that talks to ONNX Runtime.
+"""OrtSession: runs a model with ONNX Runtime.
 
 It picks and checks the execution provider, reads the model's input/output names, static
 sizes and crnn-onnx metadata, and runs batches, on CUDA through IO binding. onnxruntime is
 imported lazily, so ``import crnn_onnx.session`` works (and fails clearly on first use)
-without it; torch is never imported.
+without it; torch is never imported. :mod:`crnn_onnx.ort_env` explains ONNX Runtime's
+failures (which wheel, why CUDA did not load) in one line.
 
 Providers are verified after the session is created: ONNX Runtime silently drops a
 requested CUDA provider that cannot load, so :class:`OrtSession` compares
@@ -14,20 +15,24 @@ CUDA was asked for explicitly.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.errors import CRNNError, one_line
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.ort_env import (
+    check_model_file,
+    cuda_failure_reason,
+    import_onnxruntime,
+    load_error,
+    ort_errors,
+    ort_message,
+    ort_package,
+)
 
 __all__ = [
     "DEVICES",
@@ -66,22 +71,6 @@ def sequence_length(width: int) -> int:
     side; the tests keep the two equal.
     """
     return width // 4 + 1
-
-
-def import_onnxruntime() -> ModuleType:
-    """Import onnxruntime (either the CPU or the GPU wheel provides it).
-
-    Raises:
-        CRNNError: neither ``onnxruntime`` nor ``onnxruntime-gpu`` is installed.
-    """
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise CRNNError(
-            "ONNX Runtime is not installed: pip install 'crnn-onnx[cpu]' "
-            f"(or 'crnn-onnx[gpu]' for CUDA) [{err}]"
-        ) from None
-    return onnxruntime
 
 
 @dataclass(frozen=True)
@@ -164,8 +153,8 @@ class OrtSession:
         self.model_path = Path(model_path)
         self.options = options or SessionOptions()
         self._ort = ort = import_onnxruntime()
-        self._ort_errors = _ort_errors(ort)
-        _check_model_file(self.model_path)
+        self._ort_errors = ort_errors(ort)
+        check_model_file(self.model_path)
 
         available = ort.get_available_providers()
         want_cuda = self.options.device == "cuda" or (
@@ -173,7 +162,7 @@ class OrtSession:
         )
         if self.options.device == "cuda" and _CUDA not in available:
             raise CRNNError(
-                f"--device cuda: this onnxruntime build ({_ort_package()} {ort.__version__}) "
+                f"--device cuda: this onnxruntime build ({ort_package()} {ort.__version__}) "
                 f"has no {_CUDA} (available: {', '.join(available)}); install onnxruntime-gpu "
                 "instead of onnxruntime"
             )
@@ -222,7 +211,7 @@ class OrtSession:
         try:
             return ort.InferenceSession(str(self.model_path), so, providers=providers)
         except self._ort_errors as err:
-            raise CRNNError(_load_error(self.model_path, err)) from None
+            raise CRNNError(load_error(self.model_path, err)) from None
 
     def _report_provider(self, want_cuda: bool, available: list[str]) -> None:
         device = self.options.device
@@ -233,7 +222,7 @@ class OrtSession:
             )
             return
         if want_cuda:
-            reason = _cuda_failure_reason(self._ort)
+            reason = cuda_failure_reason(self._ort)
             if device == "cuda":
                 raise CRNNError(f"--device cuda: {_CUDA} failed to load: {reason}")
             logger.warning("running on %s: %s is installed but failed to load: %s",
@@ -242,7 +231,7 @@ class OrtSession:
             logger.info(
                 "running on %s (this onnxruntime build, %s %s, has no CUDA support; "
                 "install onnxruntime-gpu to use a GPU)",
-                self.provider, _ort_package(), self._ort.__version__,
+                self.provider, ort_package(), self._ort.__version__,
             )
         else:
             logger.debug("running on %s", self.provider)
@@ -366,7 +355,7 @@ class OrtSession:
             else:
                 out = self._session.run([self.output_name], {self.input_name: x})[0]
         except self._ort_errors as err:
-            raise CRNNError(f"onnxruntime failed to run the model: {_ort_message(err)}") from None
+            raise CRNNError(f"onnxruntime failed to run the model: {ort_message(err)}") from None
         if out.ndim != 3 or out.shape[1] != x.shape[0]:
             raise CRNNError(f"the model returned shape {out.shape}, expected (T, N, C)")
         return out
@@ -389,93 +378,10 @@ class OrtSession:
         except self._ort_errors as err:
             raise CRNNError(
                 f"onnxruntime failed to run the model with an output bound as {shape} "
-                f"(T = W // 4 + 1 for width {x.shape[3]}): {_ort_message(err)}"
+                f"(T = W // 4 + 1 for width {x.shape[3]}): {ort_message(err)}"
             ) from None
         return y_value.numpy()
 
 
-def _ort_errors(ort: ModuleType) -> tuple[type[BaseException], ...]:
-    """onnxruntime's exception types: its pybind errors derive from Exception only."""
-    state = ort.capi.onnxruntime_pybind11_state
-    found = [
-        obj for obj in vars(state).values()
-        if isinstance(obj, type) and issubclass(obj, Exception)
-    ]
-    return (RuntimeError, ValueError, *found)
-
-
 def _static_dim(dim: Any) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
-
-
-def _check_model_file(path: Path) -> None:
-    if not path.exists():
-        raise CRNNError(f"model file {str(path)!r} not found")
-    if not path.is_file():
-        raise CRNNError(f"model path {str(path)!r} is not a file")
-    if not os.access(path, os.R_OK):
-        raise CRNNError(f"model file {str(path)!r} is not readable (permission denied)")
-    if path.stat().st_size == 0:
-        raise CRNNError(f"model file {str(path)!r} is empty")
-
-
-def _load_error(path: Path, err: BaseException) -> str:
-    kind = type(err).__name__
-    if kind in ("InvalidProtobuf", "InvalidGraph", "NoModel") or "protobuf" in str(err).lower():
-        return (
-            f"cannot load model {str(path)!r}: not a valid ONNX model (truncated or not ONNX?): "
-            f"{_ort_message(err)}"
-        )
-    return f"cannot load model {str(path)!r}: {_ort_message(err)}"
-
-
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from .*? failed: ?)?")
-
-
-def _ort_message(err: BaseException | str) -> str:
-    """onnxruntime's error as one line, without its prefix
-    ``[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x failed:``."""
-    return one_line(_ORT_PREFIX.sub("", " ".join(str(err).split())))
-
-
-def _ort_package() -> str:
-    """Which onnxruntime wheel is installed, for messages."""
-    from importlib import metadata
-
-    for name in ("onnxruntime-gpu", "onnxruntime"):
-        try:
-            metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        return name
-    return "onnxruntime"
-
-
-def _cuda_failure_reason(ort: ModuleType) -> str:
-    """Why the CUDA provider did not load, found by loading its library ourselves.
-
-    ONNX Runtime prints the reason to stderr from C++ and drops the provider; loading the
-    provider library with ctypes gives the dynamic linker's message (usually a missing
-    libcudart / libcublas / libcudnn of the version this onnxruntime-gpu was built for).
-    """
-    if ort.__file__ is None:  # a namespace package: not a real onnxruntime install
-        return "onnxruntime is not installed as a regular package"
-    capi = Path(ort.__file__).parent / "capi"
-    prefix, suffix = ("", ".dll") if sys.platform == "win32" else ("lib", ".so")
-    shared = capi / f"{prefix}onnxruntime_providers_shared{suffix}"
-    cuda_libs = sorted(capi.glob(f"*onnxruntime_providers_cuda{suffix}*"))
-    if not cuda_libs:
-        return "the CUDA provider library is missing from this onnxruntime install"
-    try:
-        if shared.exists():
-            ctypes.CDLL(str(shared), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
-        ctypes.CDLL(str(cuda_libs[0]))
-    except OSError as err:
-        return (
-            f"{_ort_message(err)} (the usual cause: CUDA or cuDNN libraries missing, or not the "
-            f"versions onnxruntime-gpu {ort.__version__} was built for)"
-        )
-    return (
-        "its library loads, but no usable GPU was found (check nvidia-smi, "
-        "CUDA_VISIBLE_DEVICES and the driver version)"
-    )
