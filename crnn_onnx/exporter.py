@@ -23,11 +23,9 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -37,7 +35,8 @@ from crnn_onnx.atomic import atomic_path
 from crnn_onnx.checkpoint import load_checkpoint
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.ort_env import import_onnxruntime, ort_errors
+from crnn_onnx.model import eval_mode
+from crnn_onnx.verify import VerifyCase, VerifyReport, require_onnxruntime, verify_onnx
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -65,36 +64,6 @@ _DYNAMIC_AXES = {
     INPUT_NAME: {0: "batch", 3: "width"},
     OUTPUT_NAME: {0: "frames", 1: "batch"},
 }
-
-
-@dataclass(frozen=True)
-class VerifyCase:
-    """One input shape compared: ``max_abs_diff`` between ONNX Runtime and PyTorch logits."""
-
-    batch: int
-    width: int
-    max_abs_diff: float
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """Result of :func:`verify_onnx`: one :class:`VerifyCase` per (batch, width)."""
-
-    cases: tuple[VerifyCase, ...]
-    atol: float
-
-    @property
-    def max_diff(self) -> float:
-        """Largest absolute difference over all cases (``inf`` if either side gave NaN)."""
-        return max(case.max_abs_diff for case in self.cases)
-
-    @property
-    def worst(self) -> VerifyCase:
-        return max(self.cases, key=lambda case: case.max_abs_diff)
-
-    @property
-    def passed(self) -> bool:
-        return self.max_diff <= self.atol
 
 
 @dataclass(frozen=True)
@@ -128,17 +97,6 @@ class ExportReport:
     def seconds(self) -> float:
         """Total wall time."""
         return self.export_seconds + self.verify_seconds
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode for the duration, then restore its previous mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _trace_to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, dynamic: bool
@@ -202,7 +160,7 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
     example = torch.zeros(1, 3, config.height, config.width, device=param.device)
 
     try:
-        with _eval_mode(model):
+        with eval_mode(model):
             raw = _trace_to_onnx(model, example, opset=opset, dynamic=dynamic)
     except (torch.onnx.errors.OnnxExporterError, RuntimeError, ValueError, TypeError) as err:
         raise CRNNError(f"ONNX export failed: {one_line(err, keep='first')}") from None
@@ -275,98 +233,6 @@ def export_onnx(
     return output
 
 
-_VERIFY_HINT = "; or skip verification (--no-verify)"
-
-
-@contextlib.contextmanager
-def _single_threaded_torch() -> Iterator[None]:
-    """Run torch on one CPU thread for the duration, then restore the previous count.
-
-    The verification inputs are small (the whole default matrix takes ~1 s on one core),
-    and torch's OpenMP threads busy-wait on each other: on a machine whose cores are busy
-    with other work, two threads made the same matrix take ~28 s instead of ~1 s.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def verify_onnx(
-    model: nn.Module,
-    onnx_path: str | Path,
-    config: CRNNConfig,
-    *,
-    batch_sizes: Sequence[int] = (1, 3, 8),
-    widths: Sequence[int] = (100, 160, 320),
-    atol: float = 1e-4,
-    seed: int = 0,
-) -> VerifyReport:
-    """Compare ONNX Runtime (CPUExecutionProvider) with PyTorch on seeded random inputs.
-
-    Each case feeds the same (batch, 3, 32, width) float32 standard-normal tensor to both
-    and records the largest absolute difference of the (T, batch, C) logits. Dimensions the
-    ONNX input fixes (a static export) replace the requested ones, so a static model is
-    checked at its own shape only.
-
-    Args:
-        model: the PyTorch reference, run in eval mode (its mode is restored).
-        onnx_path: the ONNX file to check.
-        config: gives the input height.
-        batch_sizes: batch sizes to try where the batch is symbolic.
-        widths: widths to try where the width is symbolic.
-        atol: tolerance recorded in the report (``report.passed``); never raises for it.
-        seed: seed of the random inputs.
-
-    Returns:
-        One :class:`VerifyCase` per (batch, width) in a :class:`VerifyReport`.
-
-    Raises:
-        CRNNError: ONNX Runtime is missing or cannot load/run the file, or the output
-            shapes differ.
-    """
-    ort = import_onnxruntime(_VERIFY_HINT)
-    errors = ort_errors(ort)
-    try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    except errors as err:
-        raise CRNNError(f"ONNX Runtime cannot load {str(onnx_path)!r}: "
-                        f"{one_line(err, keep='first')}") from None
-    model_input, model_output = session.get_inputs()[0], session.get_outputs()[0]
-    fixed_batch, _, _, fixed_width = model_input.shape
-    if isinstance(fixed_batch, int):
-        batch_sizes = (fixed_batch,)
-    if isinstance(fixed_width, int):
-        widths = (fixed_width,)
-
-    device = next(model.parameters()).device
-    rng = np.random.default_rng(seed)
-    cases = []
-    with _eval_mode(model), _single_threaded_torch():
-        for batch in batch_sizes:
-            for width in widths:
-                images = rng.standard_normal((batch, 3, config.height, width), dtype=np.float32)
-                with torch.inference_mode():
-                    expected = model(torch.from_numpy(images).to(device)).float().cpu().numpy()
-                try:
-                    got = session.run([model_output.name], {model_input.name: images})[0]
-                except errors as err:
-                    raise CRNNError(
-                        f"ONNX Runtime failed at batch {batch}, width {width}: "
-                        f"{one_line(err, keep='first')}"
-                    ) from None
-                if got.shape != expected.shape:
-                    raise CRNNError(
-                        f"ONNX output shape {got.shape} differs from PyTorch's "
-                        f"{expected.shape} at batch {batch}, width {width}"
-                    )
-                diff = float(np.max(np.abs(got.astype(np.float32) - expected)))
-                cases.append(VerifyCase(batch, width, diff if math.isfinite(diff) else math.inf))
-    return VerifyReport(cases=tuple(cases), atol=atol)
-
-
 def export_checkpoint(
     ckpt: str | Path,
     config: CRNNConfig,
@@ -415,7 +281,7 @@ def export_checkpoint(
     if output.resolve() == ckpt.resolve():
         raise CRNNError(f"output {str(output)!r} would overwrite the checkpoint")
     if verify:
-        import_onnxruntime(_VERIFY_HINT)  # fail before the slow part
+        require_onnxruntime()  # fail before the slow part
     model = load_checkpoint(ckpt, config)
     report: VerifyReport | None = None
     verify_seconds = 0.0

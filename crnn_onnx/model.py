@@ -7,10 +7,13 @@ This module imports torch: it is used for export and training only, never for in
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
-__all__ = ["CRNN", "IMAGE_HEIGHT", "sequence_length"]
+__all__ = ["CRNN", "IMAGE_HEIGHT", "eval_mode", "sequence_length"]
 
 #: The backbone reduces a 32-pixel-high input to exactly one row of features.
 IMAGE_HEIGHT = 32
@@ -107,3 +110,14 @@ class CRNN(nn.Module):
                 f"CRNN expects input shaped (N, 3, {IMAGE_HEIGHT}, W); got {tuple(images.shape)}"
             )
         return self.head(self.neck(self.feat_extract(images)))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode for the duration, then restore its previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
