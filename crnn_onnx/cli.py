@@ -87,7 +87,7 @@ def main() -> None:
 # Commands are defined below, one function each, grouped by the issue that owns them.
 
 
-# --- issue 2: export -------------------------------------------------------------------------
+# --- export -------------------------------------------------------------------------------
 
 
 @app.command()
@@ -164,7 +164,7 @@ def export(
     typer.echo(f"time      {report.seconds:.1f} s")
 
 
-# --- issue 3: predict ------------------------------------------------------------------------
+# --- predict ------------------------------------------------------------------------------
 
 
 class _Device(str, Enum):
@@ -316,7 +316,7 @@ def predict(
         raise typer.Exit(1)
 
 
-# --- issue 4: evaluation and synthetic data ----------------------------------------------------
+# --- evaluation and synthetic data --------------------------------------------------------
 
 
 class _ReportFormat(str, Enum):
@@ -421,7 +421,7 @@ def synth(
     typer.echo(f"wrote {count} crops and {labels}")
 
 
-# --- issue 6: scale-out ----------------------------------------------------------------------
+# --- scale-out: Ray and Triton ------------------------------------------------------------
 
 
 class _BulkFormat(str, Enum):
@@ -585,8 +585,8 @@ def triton_repo(
     typer.echo(f"serve     tritonserver --model-repository {repository.resolve()}")
 
 
-# --- issue 5: performance --------------------------------------------------------------------
-# (`benchmark --format` reuses _ReportFormat from issue 4.)
+# --- performance --------------------------------------------------------------------------
+# (`benchmark --format` reuses _ReportFormat from `eval`.)
 
 
 class _Calibration(str, Enum):
