@@ -20,7 +20,8 @@ __all__ = ["atomic_path"]
 
 
 @contextlib.contextmanager
-def atomic_path(output: str | Path, *, make_parents: bool = True) -> Iterator[Path]:
+def atomic_path(output: str | Path, *, make_parents: bool = True,
+                suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``output``; rename it over ``output`` on success.
 
     The caller writes the temporary path (any way it likes) inside the ``with`` block. When
@@ -30,6 +31,8 @@ def atomic_path(output: str | Path, *, make_parents: bool = True) -> Iterator[Pa
     Args:
         output: the destination file.
         make_parents: create missing parent folders (otherwise a missing folder is an error).
+        suffix: the kind of file expected (``".onnx"``), named in the message when
+            ``output`` is a directory.
 
     Raises:
         CRNNError: ``output`` is a directory, its folder cannot be created or is missing, or
@@ -38,7 +41,8 @@ def atomic_path(output: str | Path, *, make_parents: bool = True) -> Iterator[Pa
     """
     output = Path(output)
     if output.is_dir():
-        raise CRNNError(f"cannot write {str(output)!r}: it is a directory")
+        wanted = f"a file name ending {suffix}" if suffix else "a file name"
+        raise CRNNError(f"cannot write {str(output)!r}: it is a directory; give {wanted}")
     folder = output.parent
     if make_parents:
         try:

@@ -225,10 +225,7 @@ def export_onnx(
             checker failure, or the file cannot be written.
     """
     output = Path(output)
-    if output.is_dir():
-        raise CRNNError(f"cannot write {str(output)!r}: it is a directory; give a file name "
-                        "ending .onnx")
-    with atomic_path(output) as tmp:
+    with atomic_path(output, suffix=".onnx") as tmp:
         _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
     return output
 
@@ -285,7 +282,7 @@ def export_checkpoint(
     model = load_checkpoint(ckpt, config)
     report: VerifyReport | None = None
     verify_seconds = 0.0
-    with atomic_path(output) as tmp:
+    with atomic_path(output, suffix=".onnx") as tmp:
         _write_onnx(model, config, tmp, opset=opset, dynamic=dynamic, fp16=fp16)
         export_seconds = time.perf_counter() - start
         if verify:

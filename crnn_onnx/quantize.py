@@ -292,7 +292,7 @@ def quantize_model(
         size = final.stat().st_size
         # A copy, then a rename in the destination folder: the temporary folder may be on
         # another file system, where a rename is not atomic.
-        with atomic_path(output) as tmp_output:
+        with atomic_path(output, suffix=".onnx") as tmp_output:
             tmp_output.write_bytes(final.read_bytes())
 
     report = QuantizeReport(

@@ -45,8 +45,11 @@ def test_disk_full_while_writing_is_one_error_naming_the_file(tmp_path: Path) ->
 
 
 def test_directory_and_missing_folder_are_refused_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(CRNNError, match="it is a directory"):
+    with pytest.raises(CRNNError, match=r"it is a directory; give a file name$"):
         with atomic_path(tmp_path):
+            pytest.fail("the block must not run")
+    with pytest.raises(CRNNError, match=r"it is a directory; give a file name ending \.onnx$"):
+        with atomic_path(tmp_path, suffix=".onnx"):
             pytest.fail("the block must not run")
     missing = tmp_path / "nope" / "out.txt"
     with pytest.raises(CRNNError, match="does not exist"):

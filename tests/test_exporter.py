@@ -248,9 +248,15 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(default_config: CRNNConf
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
-def test_output_that_is_a_folder(default_config: CRNNConfig, tmp_path: Path) -> None:
+def test_output_that_is_a_folder(default_config: CRNNConfig, tmp_path: Path,
+                                 upstream_checkpoint: Path) -> None:
     with pytest.raises(CRNNError, match=r"is a directory; give a file name ending \.onnx"):
         export_onnx(TinyNet(), default_config, tmp_path)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with pytest.raises(CRNNError, match=r"is a directory; give a file name ending \.onnx"):
+        export_checkpoint(upstream_checkpoint, default_config, folder)  # the CLI's path
+    assert list(folder.iterdir()) == []
 
 
 def test_verification_failure_writes_nothing(default_config: CRNNConfig, tmp_path: Path,
