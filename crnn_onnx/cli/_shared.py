@@ -1,0 +1,90 @@
+"""Choices and options that several commands share, declared once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "BatchSizeOption",
+    "ConfigOverrideOption",
+    "Device",
+    "DeviceOption",
+    "ModelOption",
+    "ReportFormat",
+    "ThreadsOption",
+    "WidthPolicy",
+    "WidthPolicyOption",
+    "predict_logging",
+]
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class WidthPolicy(str, Enum):
+    fixed = "fixed"
+    bucket = "bucket"
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="ONNX model; default: the shipped weights/crnn.onnx."),
+]
+ConfigOverrideOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML config overriding the model's metadata (needed for "
+                 "models exported without it)."),
+]
+BatchSizeOption = Annotated[
+    int, typer.Option("--batch-size", min=1, help="Images per model run.")
+]
+DeviceOption = Annotated[
+    Device,
+    typer.Option("--device", help="auto: CUDA if this onnxruntime has it, else CPU; cpu; cuda "
+                 "(an error if CUDA cannot run)."),
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", min=1,
+                 help="ONNX Runtime intra-op threads; default: one per physical core."),
+]
+WidthPolicyOption = Annotated[
+    WidthPolicy,
+    typer.Option("--width-policy", help="fixed: every image at the model width (as upstream); "
+                 "bucket: width from each image's aspect ratio (dynamic-width models)."),
+]
+
+
+@contextmanager
+def predict_logging(quiet: bool) -> Iterator[None]:
+    """--quiet keeps only warnings; OpenCV's own decoder chatter is hidden unless -v (the
+    records already say why an image failed)."""
+    import cv2
+
+    package_logger = logging.getLogger("crnn_onnx")
+    old_level = package_logger.level
+    old_cv2 = cv2.utils.logging.getLogLevel()
+    if quiet:
+        package_logger.setLevel(logging.WARNING)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        package_logger.setLevel(old_level)
+        cv2.utils.logging.setLogLevel(old_cv2)

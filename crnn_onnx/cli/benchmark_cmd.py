@@ -1,0 +1,113 @@
+"""``benchmark``: time the engines and the prediction pipeline on the same inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crnn_onnx.cli._app import app, errors_to_exit
+from crnn_onnx.cli._shared import Device, ReportFormat
+
+
+def _int_list(value: str, option: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}",
+                                 param_hint=option) from None
+    if not numbers or min(numbers) < 1:
+        raise typer.BadParameter(f"expected integers >= 1, got {value!r}", param_hint=option)
+    return numbers
+
+
+@app.command()
+def benchmark(
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="fp32 ONNX model; default: the shipped "
+                     "weights/crnn.onnx."),
+    ] = None,
+    batch_sizes: Annotated[
+        str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")
+    ] = "1,8,32",
+    width: Annotated[
+        int | None,
+        typer.Option("--width", min=1, help="Input width; default: the model's (100)."),
+    ] = None,
+    engines: Annotated[
+        str,
+        typer.Option("--engines", help="Comma-separated: torch (eager, on --ckpt), ort (the "
+                     "model), ort-int8 (--int8-model), ort-fp16 (--fp16-model)."),
+    ] = "torch,ort,ort-int8",
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Intra-op threads for every engine; default: "
+                     "one per CPU."),
+    ] = None,
+    device: Annotated[
+        Device, typer.Option("--device", help="ONNX Runtime device for the ort engines.")
+    ] = Device.cpu,
+    ckpt: Annotated[
+        Path | None,
+        typer.Option("--ckpt", help="Checkpoint for the torch engine; default: MODEL with .pth."),
+    ] = None,
+    int8_model: Annotated[
+        Path | None,
+        typer.Option("--int8-model", help="Model for ort-int8; default: MODEL's NAME.int8.onnx."),
+    ] = None,
+    fp16_model: Annotated[
+        Path | None,
+        typer.Option("--fp16-model", help="Model for ort-fp16; default: MODEL's NAME.fp16.onnx."),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", help="Word images (a folder): the engines' inputs, and the "
+                     "pipeline and start-up timings; without it the engines get random noise."),
+    ] = None,
+    pipeline_images: Annotated[
+        int, typer.Option("--pipeline-images", min=1, help="Most images for the pipeline.")
+    ] = 1000,
+    seconds: Annotated[
+        float,
+        typer.Option("--seconds", min=0.01, help="Timed seconds per engine and batch size."),
+    ] = 1.0,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="Untimed runs per engine and batch size.")
+    ] = 3,
+    startup_runs: Annotated[
+        int,
+        typer.Option("--startup-runs", min=0, help="One-image predict processes to time "
+                     "(needs --images; 0 skips)."),
+    ] = 3,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="text tables or one JSON object.")
+    ] = ReportFormat.text,
+) -> None:
+    """Time torch eager, ONNX Runtime fp32/int8/fp16 and predict's pipeline on the same inputs."""
+    import json
+
+    from crnn_onnx.benchmark import ENGINES, format_text, run_benchmark
+    from crnn_onnx.weights import default_model_path
+
+    sizes = _int_list(batch_sizes, "--batch-sizes")
+    names = [name.strip() for name in engines.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ENGINES]
+    if not names or unknown:
+        raise typer.BadParameter(
+            f"unknown engine(s) {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(ENGINES)}", param_hint="--engines",
+        )
+    with errors_to_exit():
+        report = run_benchmark(
+            model if model is not None else default_model_path(),
+            engines=names, batch_sizes=sizes, width=width, threads=threads,
+            device=device.value, ckpt=ckpt, int8_model=int8_model, fp16_model=fp16_model,
+            images=images, pipeline_images=pipeline_images, seconds=seconds, warmup=warmup,
+            startup_runs=startup_runs,
+        )
+    if fmt is ReportFormat.json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(format_text(report))

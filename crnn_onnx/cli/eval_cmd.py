@@ -1,0 +1,120 @@
+"""``eval`` and ``synth``: measure a model on a labelled set, and render one."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crnn_onnx.cli._app import app, errors_to_exit
+from crnn_onnx.cli._shared import (
+    BatchSizeOption,
+    ConfigOverrideOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    ReportFormat,
+    ThreadsOption,
+    WidthPolicy,
+    WidthPolicyOption,
+)
+from crnn_onnx.errors import CRNNError
+
+
+class _Split(str, Enum):
+    train = "train"
+    heldout = "heldout"
+
+
+@app.command("eval")
+def evaluate(
+    labels: Annotated[
+        Path,
+        typer.Argument(help="TSV of 'relative/path<TAB>text' lines, paths relative to its folder.",
+                       metavar="LABELS", show_default=False),
+    ],
+    model: ModelOption = None,
+    config: ConfigOverrideOption = None,
+    device: DeviceOption = Device.auto,
+    batch_size: BatchSizeOption = 32,
+    threads: ThreadsOption = None,
+    width_policy: WidthPolicyOption = WidthPolicy.fixed,
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option("--min-accuracy", min=0.0, max=1.0,
+                     help="Exit 1 when word accuracy (0..1) is below this: a CI gate."),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="text or json (on stdout).")
+    ] = ReportFormat.text,
+) -> None:
+    """Measure word accuracy, CER, accuracy by length and confusions on a labelled set."""
+    import json
+
+    from crnn_onnx.config import load_config
+    from crnn_onnx.evaluate import read_labels, score
+    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.weights import default_model_path
+
+    with errors_to_exit():
+        items = read_labels(labels)
+        cfg = load_config(config) if config is not None else None
+        predictor = Predictor(
+            model if model is not None else default_model_path(), device.value,
+            batch_size=batch_size, threads=threads, width_policy=width_policy.value, config=cfg,
+        )
+        predictions = predictor.predict([item.path for item in items])
+        report = score(
+            [item.text for item in items], [p.text for p in predictions],
+            predictor.config.charset, [str(item.path) for item in items],
+        )
+    for item, prediction in zip(items, predictions, strict=True):
+        if prediction.error:
+            typer.echo(f"warning: {item.path}: {prediction.error}", err=True)
+    if fmt is ReportFormat.json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(f"images         {report.total}")
+        typer.echo(f"word accuracy  {report.word_accuracy:.2%} ({report.correct}/{report.total})")
+        typer.echo(f"CER            {report.cer:.2%}")
+        typer.echo(f"unreadable     {report.failed}")
+        by_length = ", ".join(f"{k}: {a:.0%} ({n})" for k, (n, a) in report.by_length.items())
+        typer.echo(f"by length      {by_length}")
+        confusions = ", ".join(f"{t or '∅'}→{p or '∅'} ×{c}" for t, p, c in report.confusions)
+        typer.echo(f"confusions     {confusions or 'none'}")
+    if min_accuracy is not None and report.word_accuracy < min_accuracy:
+        typer.echo(
+            f"error: word accuracy {report.word_accuracy:.2%} is below --min-accuracy "
+            f"{min_accuracy:.2%}", err=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Folder to write PNG crops and labels.tsv into.",
+                             metavar="OUT_DIR", show_default=False)
+    ],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Crops to render.")] = 100,
+    split: Annotated[
+        _Split,
+        typer.Option("--split", help="heldout: font families and words never used in "
+                     "training (for evaluation); train: the training distribution."),
+    ] = _Split.heldout,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same crops.")] = 0,
+) -> None:
+    """Render synthetic word crops with installed fonts, labelled for `crnn-onnx eval`."""
+    with errors_to_exit():
+        try:
+            import PIL  # noqa: F401
+
+            from crnn_onnx.synth import write_dataset
+        except ModuleNotFoundError as err:
+            if err.name != "PIL":
+                raise
+            raise CRNNError("synth needs Pillow: pip install 'crnn-onnx[synth]'") from None
+        labels = write_dataset(out_dir, count, split=split.value, seed=seed)
+    typer.echo(f"wrote {count} crops and {labels}")

@@ -1,0 +1,112 @@
+"""``predict``: recognise word images, one record per input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crnn_onnx.cli._app import app, errors_to_exit
+from crnn_onnx.cli._shared import (
+    BatchSizeOption,
+    ConfigOverrideOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    ThreadsOption,
+    WidthPolicy,
+    WidthPolicyOption,
+    predict_logging,
+)
+
+
+class _Format(str, Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+#: Show a progress bar (on a terminal, without --quiet) from this many inputs on.
+_PROGRESS_MIN_INPUTS = 64
+
+
+@contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A callable advancing a rich progress bar on stderr (a no-op when disabled)."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("recognising", total=total)
+        yield lambda: bar.advance(task)
+
+
+@app.command()
+def predict(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Image files, directories (searched recursively) or glob patterns.",
+                       metavar="PATHS",
+                       show_default=False),
+    ],
+    model: ModelOption = None,
+    config: ConfigOverrideOption = None,
+    device: DeviceOption = Device.auto,
+    batch_size: BatchSizeOption = 32,
+    threads: ThreadsOption = None,
+    width_policy: WidthPolicyOption = WidthPolicy.fixed,
+    fmt: Annotated[
+        _Format,
+        typer.Option("--format", "-f", help="text: path, text, confidence per line; json: one "
+                     "array; jsonl: one object per line; csv: with a header."),
+    ] = _Format.text,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the results to FILE (atomically) instead of "
+                     "stdout."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, info lines or summary.")
+    ] = False,
+) -> None:
+    """Recognise the text in word images; results on stdout, exit 1 if any input failed."""
+    import sys
+
+    from crnn_onnx.config import load_config
+    from crnn_onnx.images import expand_paths
+    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.records import RecordWriter, atomic_output
+    from crnn_onnx.weights import default_model_path
+
+    total = failed = 0
+    with errors_to_exit(), predict_logging(quiet):
+        sources = expand_paths(paths)
+        cfg = load_config(config) if config is not None else None
+        model_path = model if model is not None else default_model_path()
+        with atomic_output(output) as stream:
+            predictor = Predictor(
+                model_path, device.value, batch_size=batch_size, threads=threads,
+                width_policy=width_policy.value, config=cfg,
+            )
+            writer = RecordWriter(stream, fmt.value)
+            show_bar = not quiet and len(sources) >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()
+            with _progress(len(sources), show_bar) as advance:
+                for prediction in predictor.predict_paths(sources):
+                    writer.write(prediction)
+                    total += 1
+                    failed += not prediction.ok
+                    advance()
+            writer.close()
+    if not quiet:
+        typer.echo(f"{total} input{'s' if total != 1 else ''}: {total - failed} recognised, "
+                   f"{failed} failed", err=True)
+    if failed:
+        raise typer.Exit(1)

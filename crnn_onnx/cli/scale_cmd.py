@@ -1,0 +1,185 @@
+"""``bulk`` and ``triton-repo``: scale out on Ray Data, or serve with Triton."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crnn_onnx.cli._app import app, errors_to_exit
+from crnn_onnx.cli._shared import (
+    BatchSizeOption,
+    ConfigOverrideOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    WidthPolicy,
+    WidthPolicyOption,
+    predict_logging,
+)
+
+
+class _BulkFormat(str, Enum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+class _InstanceKind(str, Enum):
+    gpu = "gpu"
+    cpu = "cpu"
+
+
+@contextmanager
+def _ray_logging(quiet: bool) -> Iterator[None]:
+    """--quiet also hides Ray Data's info lines (execution plan, timings)."""
+    ray_data_logger = logging.getLogger("ray.data")
+    old_level = ray_data_logger.level
+    if quiet:
+        ray_data_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        ray_data_logger.setLevel(old_level)
+
+
+@app.command()
+def bulk(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Image files, directories, glob patterns, or URIs pyarrow opens "
+                       "(s3://, gs://, hdfs://, file://).", metavar="PATHS",
+                       show_default=False),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Results file, written atomically when complete.",
+                     show_default=False),
+    ],
+    fmt: Annotated[
+        _BulkFormat,
+        typer.Option("--format", "-f", help="jsonl: what `predict --format jsonl` writes; "
+                     "parquet: the same records as columns."),
+    ] = _BulkFormat.jsonl,
+    model: ModelOption = None,
+    config: ConfigOverrideOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", min=1, help="Ray actors, one ONNX Runtime session each; "
+                     "default: as many as the cluster's CPUs (or GPUs) hold."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="An existing Ray cluster (ray://host:10001, host:6379, "
+                     "auto); default: start a local one."),
+    ] = None,
+    batch_size: BatchSizeOption = 32,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="ONNX Runtime threads per worker (and the "
+                          "CPUs Ray reserves for it).")
+    ] = 1,
+    device: DeviceOption = Device.auto,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray reserves per worker "
+                     "(0.5: two share one); --device cuda implies 1 when unset."),
+    ] = 0.0,
+    width_policy: WidthPolicyOption = WidthPolicy.fixed,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars, info lines or summary.")
+    ] = False,
+) -> None:
+    """Recognise many images on Ray Data; one record per input in OUTPUT, in input order.
+
+    Runs the same pipeline as predict in a pool of Ray actors, on a local Ray instance or
+    on the cluster at --address (image paths must then be readable on every node, or be
+    URIs). Exit 1 if any input failed, as predict.
+    """
+    import sys
+
+    from crnn_onnx.config import load_config
+    from crnn_onnx.weights import default_model_path
+
+    if device is Device.cpu and gpus_per_worker > 0:
+        raise typer.BadParameter("--device cpu does not use the GPUs --gpus-per-worker "
+                                 "reserves", param_hint="'--gpus-per-worker'")
+    gpus = gpus_per_worker or (1.0 if device is Device.cuda else 0.0)
+    with errors_to_exit(), predict_logging(quiet), _ray_logging(quiet):
+        from crnn_onnx.ray_bulk import bulk_predict, ray_session
+
+        cfg = load_config(config) if config is not None else None
+        model_path = model if model is not None else default_model_path()
+        with ray_session(address):
+            report = bulk_predict(
+                paths, output, model_path=model_path, fmt=fmt.value, config=cfg,
+                device=device.value, batch_size=batch_size, threads=threads,
+                width_policy=width_policy.value, workers=workers, gpus_per_worker=gpus,
+                progress=not quiet and sys.stderr.isatty(),
+            )
+    if not quiet:
+        typer.echo(
+            f"{report.total} input{'s' if report.total != 1 else ''}: "
+            f"{report.total - report.failed} recognised, {report.failed} failed; "
+            f"{report.images_per_second:.1f} images/s on {report.workers} worker"
+            f"{'s' if report.workers != 1 else ''}; wrote {report.output}",
+            err=True,
+        )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command("triton-repo")
+def triton_repo(
+    repository: Annotated[
+        Path,
+        typer.Argument(help="Triton model repository folder (created if missing).",
+                       metavar="DIR", show_default=False),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model (a crnn-onnx export); default: the "
+                     "shipped weights/crnn.onnx."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="The model's name in Triton.")] = "crnn",
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=0, help="Largest batch Triton's dynamic "
+                          "batcher forms (0: no batching).")
+    ] = 64,
+    instance_kind: Annotated[
+        _InstanceKind,
+        typer.Option("--instance-kind", help="Run the model instances on the GPU or the CPU."),
+    ] = _InstanceKind.gpu,
+    instances: Annotated[
+        int, typer.Option("--instances", min=1, help="Model instances (per GPU, or on the CPU).")
+    ] = 1,
+    config: ConfigOverrideOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing DIR/NAME.")
+    ] = False,
+) -> None:
+    """Write DIR/NAME for Triton Inference Server's ONNX Runtime backend.
+
+    DIR/NAME/1/model.onnx is the model with a batch-first output `logits` (N, T, C); the
+    config.pbtxt carries its dims, dynamic batching, instance groups and the charset.
+    """
+    from crnn_onnx.config import load_config
+    from crnn_onnx.weights import default_model_path
+
+    with errors_to_exit():
+        from crnn_onnx.triton import write_model_repository
+
+        cfg = load_config(config) if config is not None else None
+        model_path = model if model is not None else default_model_path()
+        repo = write_model_repository(
+            repository, model_path, name=name, max_batch_size=max_batch_size,
+            instance_kind=instance_kind.value, instances=instances, config=cfg, force=force,
+        )
+    typer.echo(f"wrote     {repo.model_dir}/ (config.pbtxt, labels.txt, 1/model.onnx)")
+    typer.echo(f"input     {repo.input_name} FP32 {list(repo.input_dims)}")
+    typer.echo(f"output    {repo.output_name} FP32 {list(repo.output_dims)} "
+               "(batch-first; transpose to (T, N, C) to decode)")
+    typer.echo(f"serve     tritonserver --model-repository {repository.resolve()}")
