@@ -457,11 +457,13 @@ def synth_samples(n: int, *, split: Split = "train", seed: int = 0,
 
 
 def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", seed: int = 0,
-                  fonts: Sequence[str | Path] | None = None) -> Path:
+                  fonts: Sequence[str | Path] | None = None, compounds: float = 0.0) -> Path:
     """Render ``count`` crops as PNG files plus a ``labels.tsv`` (``name<TAB>label``).
 
     The result is what ``crnn-onnx eval`` reads. Files are named ``000000.png`` onwards; the
     labels file is written last, atomically, so a folder with a ``labels.tsv`` is complete.
+    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`); at 0 a seed
+    renders the same crops as it always has.
 
     Returns:
         The path of ``labels.tsv``.
@@ -473,7 +475,9 @@ def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", 
     lines = []
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for i, sample in enumerate(synth_samples(count, split=split, seed=seed, fonts=fonts)):
+        words = WordSource(split=split, compounds=compounds)
+        samples = synth_samples(count, split=split, seed=seed, fonts=fonts, words=words)
+        for i, sample in enumerate(samples):
             name = f"{i:06d}.png"
             if not cv2.imwrite(str(out / name), sample.image):
                 raise CRNNError(f"cannot write {out / name}")

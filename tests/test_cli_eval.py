@@ -91,6 +91,19 @@ def test_eval_usage_and_input_errors(args: list[str], code: int, message: str) -
     assert "Traceback" not in result.stderr
 
 
+def test_synth_compounds_option_reaches_the_generator(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    texts = {}
+    for share in ("0", "1"):
+        result = runner.invoke(app, ["synth", str(tmp_path / share), "-n", "4", "--seed", "4",
+                                     "--compounds", share])
+        assert result.exit_code == 0, result.stderr
+        texts[share] = (tmp_path / share / "labels.tsv").read_text(encoding="utf-8")
+    assert texts["0"] != texts["1"]
+    out_of_range = runner.invoke(app, ["synth", str(tmp_path / "x"), "--compounds", "1.5"])
+    assert out_of_range.exit_code == 2
+
+
 def test_synth_writes_a_labelled_set_that_eval_reads(tmp_path: Path, exported_model: Path) -> None:
     pytest.importorskip("PIL")
     result = runner.invoke(app, ["synth", str(tmp_path / "set"), "-n", "3", "--seed", "4"])

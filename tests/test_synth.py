@@ -98,6 +98,21 @@ def test_write_dataset_writes_images_and_labels(tmp_path: Path) -> None:
     assert not list(labels.parent.glob("*.tmp"))
 
 
+def test_write_dataset_passes_compounds_on_and_defaults_to_none(
+        tmp_path: Path) -> None:
+    fonts = discover_fonts("train")[:2]
+
+    def render(name: str, **kwargs: float) -> tuple[str, list[bytes]]:
+        labels = write_dataset(tmp_path / name, 6, split="train", seed=8, fonts=fonts, **kwargs)
+        images = [p.read_bytes() for p in sorted(labels.parent.glob("*.png"))]
+        return labels.read_text(encoding="utf-8"), images
+
+    default, zero, camel = render("default"), render("zero", compounds=0.0), render(
+        "camel", compounds=1.0)
+    assert zero == default  # same labels, byte-identical crops
+    assert camel[0] != default[0]
+
+
 def test_compounds_put_capitals_inside_words() -> None:
     source = WordSource(split="train", compounds=1.0)
     rng = random.Random(5)

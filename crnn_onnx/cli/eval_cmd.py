@@ -105,6 +105,12 @@ def synth(
                      "training (for evaluation); train: the training distribution."),
     ] = _Split.heldout,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same crops.")] = 0,
+    compounds: Annotated[
+        float,
+        typer.Option("--compounds", min=0.0, max=1.0, help="Share of CamelCase texts "
+                     "(PayPal, SaiGon), as in logos and brand names; 0 keeps a seed's crops "
+                     "as they always were."),
+    ] = 0.0,
 ) -> None:
     """Render synthetic word crops with installed fonts, labelled for `crnn-onnx eval`."""
     with errors_to_exit():
@@ -116,5 +122,6 @@ def synth(
             if err.name != "PIL":
                 raise
             raise CRNNError("synth needs Pillow: pip install 'crnn-onnx[synth]'") from None
-        labels = write_dataset(out_dir, count, split=split.value, seed=seed)
+        labels = write_dataset(out_dir, count, split=split.value, seed=seed,
+                               compounds=compounds)
     typer.echo(f"wrote {count} crops and {labels}")
