@@ -19,26 +19,34 @@ Everything runs in one process on the same inputs, so the ratios are fair:
 
 Timings on a busy machine mean little: the report gives the share of the CPUs that other
 processes used while it ran (Linux), so a reader can tell.
+
+The report types and their text tables live in :mod:`crnn_onnx.benchmark_report` (and are
+importable from here too), the machine description and load meter in :mod:`crnn_onnx.machine`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from crnn_onnx.benchmark_report import (
+    BenchmarkReport,
+    EngineTiming,
+    PipelineReport,
+    StageTiming,
+    format_text,
+)
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.machine import LoadMeter, describe_machine, package_versions
 from crnn_onnx.session import Device, OrtSession, SessionOptions
 
 __all__ = [
@@ -54,141 +62,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENGINES: tuple[str, ...] = ("torch", "ort", "ort-int8", "ort-fp16")
-_BASELINES = ("torch", "ort")
 _ROUNDS = 2
 _MIN_RUNS = 5
 _MAX_RUNS = 2000
-
-
-@dataclass(frozen=True)
-class EngineTiming:
-    """Latency of one engine at one batch size.
-
-    Attributes:
-        engine: one of :data:`ENGINES`.
-        batch: images per run.
-        width: input width.
-        median_ms, p90_ms: latency of one run (one batch), in milliseconds.
-        runs: timed runs.
-    """
-
-    engine: str
-    batch: int
-    width: int
-    median_ms: float
-    p90_ms: float
-    runs: int
-
-    @property
-    def images_per_s(self) -> float:
-        """Throughput at the median latency."""
-        return self.batch / (self.median_ms / 1000.0)
-
-
-@dataclass(frozen=True)
-class StageTiming:
-    """Time of one pipeline stage, per image, when the stages run one after the other."""
-
-    stage: str
-    ms_per_image: float
-
-
-@dataclass(frozen=True)
-class PipelineReport:
-    """predict's stages, and predict end to end, on the same image files.
-
-    Attributes:
-        images: files read.
-        batch: batch size of the inference stage and of the Predictor.
-        source: where the files came from.
-        stages: decode, preprocess, inference, ctc, one after the other.
-        end_to_end_s: wall time of :meth:`Predictor.predict_paths` over the files
-            (the mean over the rounds, as is the inference stage's).
-    """
-
-    images: int
-    batch: int
-    source: str
-    stages: tuple[StageTiming, ...]
-    end_to_end_s: float
-
-    @property
-    def model_only_images_per_s(self) -> float:
-        """Throughput of the inference stage alone."""
-        inference = next(s for s in self.stages if s.stage == "inference")
-        return 1000.0 / inference.ms_per_image
-
-    @property
-    def end_to_end_images_per_s(self) -> float:
-        return self.images / self.end_to_end_s
-
-    @property
-    def efficiency(self) -> float:
-        """End-to-end throughput as a fraction of model-only throughput."""
-        return self.end_to_end_images_per_s / self.model_only_images_per_s
-
-
-@dataclass(frozen=True)
-class BenchmarkReport:
-    """Everything :func:`run_benchmark` measured.
-
-    Attributes:
-        machine: CPU model, logical CPUs, notable instruction sets.
-        versions: package versions (onnxruntime, torch, numpy, opencv).
-        threads: intra-op threads given to every engine.
-        width: input width of the engine timings.
-        inputs: what the engines were fed, in words.
-        models: engine -> model file (or checkpoint, for torch).
-        timings: one per engine and batch size that ran.
-        max_abs_diff: engine -> largest |logit difference| from ``ort`` on the largest
-            batch (a check that the engines compute the same model).
-        pipeline: the stage breakdown, when images were given.
-        startup_s: median wall time of a one-image ``crnn-onnx predict`` process.
-        background_load: share of the CPUs used by *other* processes while this ran
-            (``None`` where it cannot be read).
-        notes: what was skipped and why, and caveats.
-    """
-
-    machine: str
-    versions: dict[str, str]
-    threads: int
-    width: int
-    inputs: str
-    models: dict[str, str]
-    timings: tuple[EngineTiming, ...]
-    max_abs_diff: dict[str, float] = field(default_factory=dict)
-    pipeline: PipelineReport | None = None
-    startup_s: float | None = None
-    background_load: float | None = None
-    notes: tuple[str, ...] = ()
-
-    def timing(self, engine: str, batch: int) -> EngineTiming | None:
-        return next((t for t in self.timings if t.engine == engine and t.batch == batch), None)
-
-    def speedup(self, engine: str, batch: int, baseline: str) -> float | None:
-        """How many times faster ``engine`` is than ``baseline`` at ``batch`` (medians)."""
-        mine, base = self.timing(engine, batch), self.timing(baseline, batch)
-        if mine is None or base is None:
-            return None
-        return base.median_ms / mine.median_ms
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: the fields, plus images/s and speed-ups per timing."""
-        out = asdict(self)
-        out["timings"] = [
-            {
-                **asdict(t),
-                "images_per_s": t.images_per_s,
-                **{f"speedup_vs_{b}": self.speedup(t.engine, t.batch, b) for b in _BASELINES},
-            }
-            for t in self.timings
-        ]
-        if self.pipeline is not None:
-            out["pipeline"]["model_only_images_per_s"] = self.pipeline.model_only_images_per_s
-            out["pipeline"]["end_to_end_images_per_s"] = self.pipeline.end_to_end_images_per_s
-            out["pipeline"]["efficiency"] = self.pipeline.efficiency
-        out["notes"] = list(self.notes)
-        return out
 
 
 # --- engines ------------------------------------------------------------------------------
@@ -401,69 +277,6 @@ def _startup(image: str, model: Path, runs: int) -> float:
     return statistics.median(walls)
 
 
-# --- machine ----------------------------------------------------------------------------------
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    extras = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f in flags]
-    cpus = os.cpu_count() or 1
-    return f"{model}, {cpus} CPU{'s' if cpus != 1 else ''}" + (
-        f" ({', '.join(extras)})" if extras else "")
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for name in ("onnxruntime", "onnxruntime-gpu", "torch", "numpy", "opencv-python-headless"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-class _LoadMeter:
-    """Share of all CPUs that other processes used between start and :meth:`stop` (Linux)."""
-
-    def __init__(self) -> None:
-        self._start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        hz = os.sysconf("SC_CLK_TCK")
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / hz  # all but idle and iowait
-        t = os.times()
-        mine = t.user + t.system + t.children_user + t.children_system
-        return time.monotonic(), busy, mine
-
-    def stop(self) -> float | None:
-        end = self._sample()
-        if self._start is None or end is None:
-            return None
-        wall = end[0] - self._start[0]
-        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
-        return max(0.0, others / (wall * (os.cpu_count() or 1))) if wall > 0 else None
-
-
 # --- the benchmark ----------------------------------------------------------------------------
 
 
@@ -516,7 +329,7 @@ def run_benchmark(
         raise CRNNError("seconds must be > 0, warmup and startup runs >= 0, pipeline images >= 1")
     if not engines:
         raise CRNNError("no engines to benchmark")
-    meter = _LoadMeter()
+    meter = LoadMeter()
     model = Path(model)
     threads = threads or os.cpu_count() or 1
     notes: list[str] = []
@@ -566,58 +379,7 @@ def run_benchmark(
         notes.append("pipeline and start-up skipped: pass --images DIR (word images)")
 
     return BenchmarkReport(
-        machine=_machine(), versions=_versions(), threads=threads, width=width,
+        machine=describe_machine(), versions=package_versions(), threads=threads, width=width,
         inputs=described, models=paths, timings=tuple(timings), max_abs_diff=diffs,
         pipeline=pipeline, startup_s=startup, background_load=meter.stop(), notes=tuple(notes),
     )
-
-
-def format_text(report: BenchmarkReport) -> str:
-    """The report as aligned text tables."""
-    versions = ", ".join(f"{k} {v}" for k, v in report.versions.items())
-    lines = [
-        f"machine   {report.machine}",
-        f"versions  {versions}",
-        f"inputs    {report.inputs}, width {report.width}, {report.threads} threads per engine",
-        "",
-        f"{'engine':<10}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'images/s':>10}"
-        f"{'vs torch':>10}{'vs ort':>8}",
-    ]
-
-    def ratio(value: float | None) -> str:
-        return f"{value:.2f}x" if value is not None else "-"
-
-    for t in report.timings:
-        lines.append(
-            f"{t.engine:<10}{t.batch:>6}{t.median_ms:>11.2f}{t.p90_ms:>9.2f}"
-            f"{t.images_per_s:>10.1f}{ratio(report.speedup(t.engine, t.batch, 'torch')):>10}"
-            f"{ratio(report.speedup(t.engine, t.batch, 'ort')):>8}"
-        )
-    if report.max_abs_diff:
-        diffs = ", ".join(f"{e} {d:.2g}" for e, d in report.max_abs_diff.items())
-        lines.append(f"max |logit difference| from ort: {diffs}")
-    p = report.pipeline
-    if p is not None:
-        sequential = sum(s.ms_per_image for s in p.stages)
-        lines += [
-            "",
-            f"pipeline: {p.images} images from {p.source}, batch {p.batch}, engine ort",
-            f"{'stage':<20}{'ms/image':>10}{'share':>8}",
-        ]
-        for s in p.stages:
-            lines.append(f"{s.stage:<20}{s.ms_per_image:>10.3f}"
-                         f"{100 * s.ms_per_image / sequential:>7.1f}%")
-        lines += [
-            f"{'one after another':<20}{sequential:>10.3f}",
-            f"{'predict end to end':<20}{1000 * p.end_to_end_s / p.images:>10.3f}"
-            f"   = {p.end_to_end_images_per_s:.1f} images/s, {100 * p.efficiency:.0f}% of "
-            f"model-only {p.model_only_images_per_s:.1f} images/s",
-        ]
-    if report.startup_s is not None:
-        lines += ["", f"one-image predict process, start to exit: {report.startup_s:.2f} s "
-                      "(median)"]
-    if report.background_load is not None:
-        lines.append(f"other processes used {100 * report.background_load:.0f}% of the CPUs "
-                     "meanwhile")
-    lines += [f"note: {note}" for note in report.notes]
-    return "\n".join(lines)
