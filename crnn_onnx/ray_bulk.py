@@ -22,32 +22,31 @@ shared filesystem), or be given as URIs. Every node needs ``crnn-onnx[ray]`` ins
 Ray and pyarrow (which ``ray[data]`` brings) are imported only inside the functions that
 use them: ``import crnn_onnx.ray_bulk`` works without them, and using it without Ray raises
 :class:`~crnn_onnx.errors.CRNNError` naming the extra to install.
+
+Listing the inputs lives in :mod:`crnn_onnx.ray_inputs`, the actor in
+:mod:`crnn_onnx.ray_actor`; this module builds the dataset, runs it and writes the results.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-import numpy as np
-
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, decode_image, expand_paths
-from crnn_onnx.predictor import ImageInput, Prediction, Predictor
+from crnn_onnx.predictor import Prediction, Predictor
 from crnn_onnx.preprocess import WidthPolicy
+from crnn_onnx.ray_actor import RecognizeBatch
+from crnn_onnx.ray_inputs import RAY_EXTRA_HINT, import_pyarrow, import_ray, list_inputs
 from crnn_onnx.records import RecordWriter, atomic_output, output_record
 from crnn_onnx.session import Device
 
@@ -67,217 +66,10 @@ logger = logging.getLogger(__name__)
 
 BulkFormat = Literal["jsonl", "parquet"]
 BULK_FORMATS: tuple[str, ...] = ("jsonl", "parquet")
-RAY_EXTRA_HINT = "pip install 'crnn-onnx[ray]'"
 
 #: Rows per actor call, in model batches: with several windows per call, the Predictor reads
 #: and preprocesses the next window while the session runs the current one.
 _BATCHES_PER_CALL = 4
-#: Threads per actor fetching URI inputs (network-bound, so more than the cores).
-_URI_READERS = 8
-
-
-def _import_ray() -> ModuleType:
-    try:
-        import ray
-        import ray.data
-    except ModuleNotFoundError as err:
-        if err.name is None or err.name.split(".")[0] not in ("ray", "pyarrow", "pandas"):
-            raise
-        raise CRNNError(f"bulk recognition needs Ray: {RAY_EXTRA_HINT}") from None
-    return ray
-
-
-def _import_pyarrow() -> ModuleType:
-    try:
-        import pyarrow
-        import pyarrow.fs
-    except ModuleNotFoundError as err:
-        if err.name is None or err.name.split(".")[0] != "pyarrow":
-            raise
-        raise CRNNError(f"bulk recognition needs pyarrow: {RAY_EXTRA_HINT}") from None
-    return pyarrow
-
-
-# --- inputs ------------------------------------------------------------------------------
-
-
-def _is_uri(arg: str) -> bool:
-    return "://" in arg
-
-
-@dataclass(frozen=True)
-class _Input:
-    """One row to recognise: a local path or a URI (``fs_index`` set), or an error."""
-
-    path: str
-    error: str | None = None
-    fs_index: int | None = None
-    fs_path: str | None = None
-
-
-def _list_inputs(paths: Sequence[str | Path]) -> tuple[list[_Input], list[Any]]:
-    """The inputs in order, and the pyarrow filesystems their URIs are read through."""
-    inputs: list[_Input] = []
-    filesystems: list[Any] = []
-    for raw in paths:
-        arg = os.fspath(raw)
-        if not _is_uri(arg):
-            inputs.extend(_Input(src.path, src.error) for src in expand_paths([arg]))
-            continue
-        pa = _import_pyarrow()
-        try:
-            fs, root = pa.fs.FileSystem.from_uri(arg)
-            info = fs.get_file_info(root)
-            if info.type == pa.fs.FileType.Directory:
-                listed = fs.get_file_info(pa.fs.FileSelector(root, recursive=True))
-                found = sorted(
-                    item.path for item in listed
-                    if item.type == pa.fs.FileType.File
-                    and os.path.splitext(item.path)[1].lower() in IMAGE_EXTENSIONS
-                )
-            elif info.type == pa.fs.FileType.File:
-                found = [root]
-            else:
-                inputs.append(_Input(arg, "no such file or directory"))
-                continue
-        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-            inputs.append(_Input(arg, f"cannot open URI: {one_line(err, keep='first')}"))
-            continue
-        if not found:
-            inputs.append(_Input(arg, "directory holds no image files"))
-            continue
-        filesystems.append(fs)
-        base, root = arg.rstrip("/"), root.rstrip("/")
-        inputs.extend(
-            _Input(base + path[len(root):], fs_index=len(filesystems) - 1, fs_path=path)
-            for path in found
-        )
-    return inputs, filesystems
-
-
-# --- the actor ---------------------------------------------------------------------------
-
-
-def _display_path(path: str) -> str:
-    """``path`` as valid UTF-8 text (what Arrow strings hold): bytes of a file name that
-    are not UTF-8 (possible on Linux) become ``\\xNN``, as in the text and CSV formats."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def _result_schema(pa: ModuleType) -> Any:
-    return pa.schema([
-        ("index", pa.int64()), ("path", pa.string()), ("text", pa.string()),
-        ("confidence", pa.float64()), ("error", pa.string()),
-    ])
-
-
-class RecognizeBatch:
-    """The ``map_batches`` callable: one Predictor per actor, rows in, records out.
-
-    Args:
-        model: the ONNX model's bytes, or a Ray ``ObjectRef`` to them (written to a
-            temporary file to build the session, then removed).
-        filesystems: pyarrow filesystems for the rows' ``fs_index``.
-        config, device, batch_size, threads, width_policy: as for
-            :class:`~crnn_onnx.predictor.Predictor`.
-
-    Called with a ``pyarrow.Table`` of rows ``index``, ``path`` (binary,
-    ``os.fsencode``), ``error``, ``fs_index``, ``fs_path``; returns a ``pyarrow.Table`` of
-    ``index``, ``path`` (string, see :func:`iter_predictions`), ``text``, ``confidence``,
-    ``error`` in the same order, one row per input row.
-    """
-
-    def __init__(
-        self,
-        model: bytes | Any,
-        *,
-        filesystems: Sequence[Any] = (),
-        config: CRNNConfig | None = None,
-        device: Device = "auto",
-        batch_size: int = 32,
-        threads: int | None = 1,
-        width_policy: WidthPolicy = "fixed",
-    ) -> None:
-        if not isinstance(model, bytes):
-            model = _import_ray().get(model)
-        self.predictor: Predictor | None = None
-        # Ray reports an exception raised while an actor is created only as text (with a
-        # traceback); raised from a call, it travels as the exception itself, so that the
-        # driver can show its one-line message. A failed session is therefore raised on use.
-        self._error: CRNNError | None = None
-        with tempfile.TemporaryDirectory(prefix="crnn-onnx-") as tmp:
-            model_path = Path(tmp) / "model.onnx"
-            model_path.write_bytes(model)
-            try:
-                self.predictor = Predictor(
-                    model_path, device, batch_size=batch_size, threads=threads,
-                    width_policy=width_policy, config=config,
-                )
-            except CRNNError as err:
-                self._error = CRNNError(str(err).replace(str(model_path), "the model"))
-        self._filesystems = list(filesystems)
-        self._readers: ThreadPoolExecutor | None = None
-
-    def __call__(self, batch: Any) -> Any:
-        if self.predictor is None:
-            assert self._error is not None
-            raise self._error
-        pa = _import_pyarrow()
-        rows = batch.to_pylist()
-        for row in rows:
-            row["path"] = os.fsdecode(row["path"])
-        results: list[Prediction | None] = [None] * len(rows)
-        uri_rows = [i for i, row in enumerate(rows)
-                    if row["error"] is None and row["fs_index"] is not None]
-        fetched: dict[int, np.ndarray | str] = {}
-        if uri_rows:
-            if self._readers is None:
-                self._readers = ThreadPoolExecutor(_URI_READERS, thread_name_prefix="crnn-uri")
-            images = self._readers.map(self._fetch, [rows[i] for i in uri_rows])
-            fetched = dict(zip(uri_rows, images, strict=True))
-        inputs: list[ImageInput] = []
-        positions: list[int] = []
-        for i, row in enumerate(rows):
-            source = fetched.get(i, row["path"])
-            if row["error"] is not None:
-                results[i] = Prediction(row["path"], error=row["error"])
-            elif isinstance(source, str) and i in fetched:  # the URI could not be read
-                results[i] = Prediction(row["path"], error=source)
-            else:
-                inputs.append(source)
-                positions.append(i)
-        for i, prediction in zip(positions, self.predictor.predict(inputs), strict=True):
-            # Arrays (fetched URIs) come back without a path.
-            results[i] = dataclasses.replace(prediction, path=rows[i]["path"])
-        done = [result for result in results if result is not None]
-        assert len(done) == len(rows)
-        return pa.table({
-            "index": [row["index"] for row in rows],
-            "path": [_display_path(p.path or "") for p in done],
-            "text": [p.text for p in done],
-            "confidence": [p.confidence for p in done],
-            "error": [p.error for p in done],
-        }, schema=_result_schema(pa))
-
-    def _fetch(self, row: dict[str, Any]) -> np.ndarray | str:
-        """A URI's image as (H, W, 3) uint8 BGR, or the one-line reason it failed."""
-        fs = self._filesystems[row["fs_index"]]
-        try:
-            with fs.open_input_file(row["fs_path"]) as stream:
-                size = stream.size()
-                if size > MAX_FILE_BYTES:
-                    return (f"image file too large ({size / 2**20:.0f} MiB > "
-                            f"{MAX_FILE_BYTES // 2**20} MiB)")
-                data = stream.read()
-        except OSError as err:
-            return f"cannot read file: {one_line(err, keep='first')}"
-        try:
-            return decode_image(data)
-        except CRNNError as err:
-            return str(err)
-
-
-# --- running -----------------------------------------------------------------------------
 
 
 @contextmanager
@@ -296,7 +88,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     Raises:
         CRNNError: Ray is not installed, or the cluster cannot be reached.
     """
-    ray = _import_ray()
+    ray = import_ray()
     if ray.is_initialized():
         if address is not None:
             logger.warning("Ray is already initialised in this process; ignoring address %s",
@@ -396,8 +188,8 @@ def _build_dataset(
     progress: bool,
 ) -> tuple[Any, int, list[str]]:
     """:func:`recognize_dataset`, the number of actors it runs on, and the inputs' paths."""
-    ray = _import_ray()
-    pa = _import_pyarrow()
+    ray = import_ray()
+    pa = import_pyarrow()
     if batch_size < 1:
         raise CRNNError(f"batch_size must be at least 1, got {batch_size}")
     if threads < 1:
@@ -415,7 +207,7 @@ def _build_dataset(
     model = ray.put(Path(model_path).read_bytes())
     n_workers = _plan_workers(ray, workers, threads, gpus_per_worker)
 
-    inputs, filesystems = _list_inputs(paths)
+    inputs, filesystems = list_inputs(paths)
     # One block per actor call, so that the pool shares the work from the start; small
     # inputs are spread over all the actors.
     rows_per_call = max(1, min(batch_size * _BATCHES_PER_CALL,
@@ -585,7 +377,7 @@ _PARQUET_CHUNK = 8192
 
 def _write_parquet(sink: Any, predictions: Iterator[Prediction]) -> tuple[int, int]:
     """Write records to a binary stream as Parquet; returns (total, failed)."""
-    pa = _import_pyarrow()
+    pa = import_pyarrow()
     import pyarrow.parquet as pq
 
     schema = pa.schema([("path", pa.string()), ("text", pa.string()),
@@ -594,7 +386,7 @@ def _write_parquet(sink: Any, predictions: Iterator[Prediction]) -> tuple[int, i
     chunk: list[dict[str, Any]] = []
     with pq.ParquetWriter(sink, schema) as writer:
         for prediction in predictions:
-            chunk.append(output_record(prediction))  # paths already _display_path'd
+            chunk.append(output_record(prediction))  # paths already display_path'd
             total += 1
             failed += not prediction.ok
             if len(chunk) == _PARQUET_CHUNK:
