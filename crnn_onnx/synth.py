@@ -9,28 +9,27 @@ Train/held-out separation lives here, in code: :func:`split_of_font` assigns who
 families and :func:`split_of_text` assigns words to ``"train"`` or ``"heldout"``, so a
 held-out set never shares a font family or a word with training.
 
+Fonts and their split live in :mod:`crnn_onnx.synth_fonts`, texts and theirs in
+:mod:`crnn_onnx.synth_words`; this module renders and writes, and re-exports their names.
+
 Needs Pillow (``pip install 'crnn-onnx[synth]'``); it is not used on the inference path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import random
-import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from crnn_onnx.atomic import atomic_path
-from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.synth_fonts import HELDOUT_FAMILIES, discover_fonts, font_family, split_of_font
+from crnn_onnx.synth_words import Split, WordSource, normalise_label, split_of_text
 
 __all__ = [
     "HELDOUT_FAMILIES",
@@ -46,216 +45,6 @@ __all__ = [
     "write_dataset",
 ]
 
-Split = Literal["train", "heldout"]
-
-#: Font families (file-name prefixes, case-insensitive, separators ignored) that never
-#: appear in training: a stand-in for fonts the model has not seen.
-HELDOUT_FAMILIES: tuple[str, ...] = (
-    "vollkorn", "cabin", "courierprime", "karla", "andika", "arapey", "play", "fanwood",
-    "carlito",
-)
-
-#: Fonts that draw symbols, not Latin letters, for a-z (file-name fragments, normalised).
-_SYMBOL_FONTS = ("symbol", "dingbat", "d050000l", "opens", "math", "cmex", "cmsy", "msam",
-                 "msbm", "emoji", "esint", "wasy", "rsfs", "kanji", "stmary", "music")
-
-_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
-_WORD_FILES = ("/usr/share/dict/words",)
-_HELDOUT_TEXT_MODULUS = 10  # one text in ten (by hash) is held out
-
-
-def _norm_name(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def font_family(path: str | Path) -> str:
-    """A font file's family key: its name up to the first separator, normalised."""
-    stem = Path(path).stem.replace("_", "-").replace(" ", "-")
-    return _norm_name(stem.split("-")[0])
-
-
-def split_of_font(path: str | Path) -> Split:
-    """``"heldout"`` when the font file belongs to a :data:`HELDOUT_FAMILIES` family."""
-    name = _norm_name(Path(path).stem)
-    return "heldout" if name.startswith(HELDOUT_FAMILIES) else "train"
-
-
-def _stable_hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-
-
-def split_of_text(label: str) -> Split:
-    """``"heldout"`` for one normalised label in ten (stable across runs and machines)."""
-    return "heldout" if _stable_hash(label) % _HELDOUT_TEXT_MODULUS == 0 else "train"
-
-
-def normalise_label(text: str, charset: str = DEFAULT_CHARSET) -> str:
-    """Lower-case ``text`` and keep only characters of ``charset`` (upstream's label rule)."""
-    allowed = set(charset)
-    return "".join(ch for ch in text.lower() if ch in allowed)
-
-
-# --- fonts -------------------------------------------------------------------------------
-
-def _glyph(font: object, ch: str) -> bytes:
-    mask = font.getmask(ch)  # type: ignore[attr-defined]
-    return bytes(mask.size) + bytes(np.asarray(mask, dtype=np.uint8))
-
-
-def _covers_charset(path: Path) -> bool:
-    """Whether the font draws distinct, non-empty glyphs for a-z and 0-9."""
-    from PIL import ImageFont
-
-    try:
-        font = ImageFont.truetype(str(path), 32)
-    except OSError:
-        return False
-    try:
-        notdef = _glyph(font, "\ue000")
-        masks = {}
-        for ch in "aeghkmoqsxz0123456789AEGKMQRW":
-            data = _glyph(font, ch)
-            if not data.strip(b"\x00") or data == notdef:
-                return False
-            masks[ch] = data
-    except (OSError, ValueError):
-        return False
-    # Symbol fonts map letters to the same few shapes; real text fonts draw them apart.
-    return len(set(masks.values())) >= len(masks) - 2
-
-
-@lru_cache(maxsize=8)
-def _discover_cached(dirs: tuple[str, ...]) -> tuple[Path, ...]:
-    found: list[Path] = []
-    for root in dirs:
-        root_path = Path(root).expanduser()
-        if not root_path.is_dir():
-            continue
-        for dirpath, _dirs, files in os.walk(root_path):
-            for name in sorted(files):
-                if name.lower().endswith((".ttf", ".otf")):
-                    found.append(Path(dirpath) / name)
-    fonts = [
-        p for p in sorted(found)
-        if not any(s in _norm_name(p.stem) for s in _SYMBOL_FONTS) and _covers_charset(p)
-    ]
-    return tuple(fonts)
-
-
-def discover_fonts(split: Split | None = None, dirs: Sequence[str] = _FONT_DIRS
-                   ) -> list[Path]:
-    """Installed fonts that can draw the charset, optionally only those of one split.
-
-    Raises:
-        CRNNError: no usable font is installed (install DejaVu: ``apt-get install fonts-dejavu``).
-    """
-    fonts = [p for p in _discover_cached(tuple(dirs)) if split is None or split_of_font(p) == split]
-    if not fonts:
-        which = f"{split} " if split else ""
-        raise CRNNError(f"no usable {which}fonts found under {', '.join(dirs)}")
-    return fonts
-
-
-# --- texts -------------------------------------------------------------------------------
-
-_SYLLABLES = ("ka", "lo", "mi", "ten", "ar", "ve", "sun", "tra", "po", "den", "gri", "ul",
-              "ne", "sho", "ba", "rin", "ex", "qu", "zo", "ly", "chi", "for", "wa", "mel")
-
-
-@dataclass
-class WordSource:
-    """Draws texts: dictionary words, names, numbers, codes, mixed and random strings.
-
-    Words come from the system dictionary (Debian's ``wamerican``) when installed; otherwise
-    from pronounceable syllable combinations. Only texts of the requested split are returned.
-
-    ``compounds`` is the share of CamelCase compounds (``PayPal``, ``SaiGon``, ``RoomB12``):
-    brand names and logos put capitals inside a word. At 0 (the default) no random draw is
-    spent on it, so the texts of a seed are the same as before the option existed.
-    """
-
-    split: Split = "train"
-    max_len: int = 16
-    charset: str = DEFAULT_CHARSET
-    compounds: float = 0.0
-
-    def __post_init__(self) -> None:
-        words: list[str] = []
-        for path in _WORD_FILES:
-            try:
-                words = Path(path).read_text(encoding="utf-8", errors="ignore").split()
-                break
-            except OSError:
-                continue
-        words = [w for w in words if w.isascii() and w.isalpha() and len(w) <= self.max_len]
-        words = [w for w in dict.fromkeys(words) if split_of_text(w.lower()) == self.split]
-        self.names = [w for w in words if w[0].isupper()]
-        self.words = [w for w in words if w[0].islower()]
-
-    def _dictionary(self, rng: random.Random, names: bool) -> str:
-        pool = self.names if names else self.words
-        if pool:
-            return rng.choice(pool)
-        return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(1, 4)))
-
-    def _raw(self, rng: random.Random) -> str:
-        kind = rng.random()
-        if kind < 0.50:
-            return self._dictionary(rng, names=False)
-        if kind < 0.62:
-            return self._dictionary(rng, names=True)
-        if kind < 0.72:  # numbers: counts, years, prices, phone-like groups
-            n = rng.choice([rng.randint(0, 99), rng.randint(100, 9999), rng.randint(1900, 2039),
-                            rng.randint(10_000, 99_999_999)])
-            text = str(n)
-            if rng.random() < 0.15:
-                text += rng.choice([".", ",", ".5", ".00", "%"])
-            return text
-        if kind < 0.84:  # codes: AB12C, x7k9, 3F0A2
-            alphabet = rng.choice([string.ascii_uppercase + string.digits,
-                                   string.ascii_lowercase + string.digits,
-                                   string.hexdigits, string.ascii_letters + string.digits])
-            return "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 10)))
-        if kind < 0.92:  # word with digits: room12, 4you, b2b
-            word = self._dictionary(rng, names=False)[:8]
-            digits = str(rng.randint(0, 999))
-            return word + digits if rng.random() < 0.6 else digits + word
-        # random letters, no language model to lean on
-        return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 12)))
-
-    def _compound(self, rng: random.Random) -> str:
-        """Two or three short words or names joined in CamelCase, sometimes with digits."""
-        parts = [self._dictionary(rng, names=rng.random() < 0.4)[:rng.randint(2, 7)]
-                 for _ in range(rng.choice([2, 2, 2, 3]))]
-        if rng.random() < 0.15:
-            parts.append(str(rng.randint(0, 99)))
-        return "".join(part.capitalize() for part in parts)
-
-    def draw(self, rng: random.Random) -> str:
-        """One text (case and light punctuation applied) whose label lies in this split."""
-        for _ in range(100):
-            if self.compounds and rng.random() < self.compounds:
-                text = self._compound(rng)
-                case = 1.0  # the capitals inside are the point: keep them
-            else:
-                text = self._raw(rng)
-                case = rng.random()
-            if case < 0.25:
-                text = text.upper()
-            elif case < 0.55:
-                text = text.capitalize()
-            elif case < 0.95 and text[:1].isupper() and rng.random() < 0.5:
-                text = text.lower()
-            if rng.random() < 0.04:  # punctuation a detector keeps in the crop but labels drop
-                text = (rng.choice(["", "(", '"', "'"]) + text
-                        + rng.choice([".", ",", ":", ")", "!", "?", "'s"]))
-            label = normalise_label(text, self.charset)
-            if 1 <= len(label) <= self.max_len and split_of_text(label) == self.split:
-                return text
-        raise CRNNError("could not draw a text for this split")  # pragma: no cover
-
-
-# --- rendering ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Sample:
