@@ -34,6 +34,7 @@ def display_path(path: str) -> str:
 
 
 def result_schema(pa: ModuleType) -> Any:
+    """The Arrow schema of the actor's output table (``pa`` is the pyarrow module)."""
     return pa.schema([
         ("index", pa.int64()), ("path", pa.string()), ("text", pa.string()),
         ("confidence", pa.float64()), ("error", pa.string()),

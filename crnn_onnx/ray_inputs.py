@@ -25,6 +25,11 @@ RAY_EXTRA_HINT = "pip install 'crnn-onnx[ray]'"
 
 
 def import_ray() -> ModuleType:
+    """The ``ray`` module with Ray Data loaded.
+
+    Raises:
+        CRNNError: Ray (or the pyarrow and pandas it brings) is not installed.
+    """
     try:
         import ray
         import ray.data
@@ -36,6 +41,11 @@ def import_ray() -> ModuleType:
 
 
 def import_pyarrow() -> ModuleType:
+    """The ``pyarrow`` module with its filesystems loaded.
+
+    Raises:
+        CRNNError: pyarrow is not installed.
+    """
     try:
         import pyarrow
         import pyarrow.fs
