@@ -63,8 +63,6 @@ def test_predict_without_model_reads_the_demo_samples() -> None:
 
 
 @pytest.mark.skipif(not UPSTREAM_SAMPLE.is_file(), reason="../shared/samples/tuongan.png absent")
-@pytest.mark.xfail(strict=True, reason="known gap: the shipped model (97.2% held-out) reads this "
-                   "tiny logo crop as 'tuonga4n' (its A is drawn like a 4); see the model card")
 def test_reads_the_upstream_sample(shipped: Predictor) -> None:
     assert shipped.predict([UPSTREAM_SAMPLE])[0].text == "tuongan"
 
