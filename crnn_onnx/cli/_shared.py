@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from crnn_onnx.config import CRNNConfig
 
 __all__ = [
     "BatchSizeOption",
@@ -21,6 +24,8 @@ __all__ = [
     "ThreadsOption",
     "WidthPolicy",
     "WidthPolicyOption",
+    "config_override",
+    "model_or_default",
     "predict_logging",
 ]
 
@@ -88,3 +93,25 @@ def predict_logging(quiet: bool) -> Iterator[None]:
     finally:
         package_logger.setLevel(old_level)
         cv2.utils.logging.setLogLevel(old_cv2)
+
+
+def model_or_default(model: Path | None) -> Path:
+    """``--model``, or the shipped model when it is not given.
+
+    Raises:
+        CRNNError: no model was given and the shipped one cannot be found.
+    """
+    from crnn_onnx.weights import default_model_path
+
+    return model if model is not None else default_model_path()
+
+
+def config_override(config: Path | None) -> CRNNConfig | None:
+    """``--config`` loaded, or ``None`` when it is not given (the model's metadata applies).
+
+    Raises:
+        CRNNError: the YAML file is missing or invalid.
+    """
+    from crnn_onnx.config import load_config
+
+    return load_config(config) if config is not None else None

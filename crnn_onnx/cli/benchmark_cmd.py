@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
-from crnn_onnx.cli._shared import Device, ReportFormat
+from crnn_onnx.cli._shared import Device, ReportFormat, model_or_default
 
 
 def _int_list(value: str, option: str) -> list[int]:
@@ -89,7 +89,6 @@ def benchmark(
     import json
 
     from crnn_onnx.benchmark import ENGINES, format_text, run_benchmark
-    from crnn_onnx.weights import default_model_path
 
     sizes = _int_list(batch_sizes, "--batch-sizes")
     names = [name.strip() for name in engines.split(",") if name.strip()]
@@ -101,7 +100,7 @@ def benchmark(
         )
     with errors_to_exit():
         report = run_benchmark(
-            model if model is not None else default_model_path(),
+            model_or_default(model),
             engines=names, batch_sizes=sizes, width=width, threads=threads,
             device=device.value, ckpt=ckpt, int8_model=int8_model, fp16_model=fp16_model,
             images=images, pipeline_images=pipeline_images, seconds=seconds, warmup=warmup,

@@ -19,6 +19,8 @@ from crnn_onnx.cli._shared import (
     ThreadsOption,
     WidthPolicy,
     WidthPolicyOption,
+    config_override,
+    model_or_default,
 )
 from crnn_onnx.errors import CRNNError
 
@@ -53,16 +55,14 @@ def evaluate(
     """Measure word accuracy, CER, accuracy by length and confusions on a labelled set."""
     import json
 
-    from crnn_onnx.config import load_config
     from crnn_onnx.evaluate import read_labels, score
     from crnn_onnx.predictor import Predictor
-    from crnn_onnx.weights import default_model_path
 
     with errors_to_exit():
         items = read_labels(labels)
-        cfg = load_config(config) if config is not None else None
+        cfg = config_override(config)
         predictor = Predictor(
-            model if model is not None else default_model_path(), device.value,
+            model_or_default(model), device.value,
             batch_size=batch_size, threads=threads, width_policy=width_policy.value, config=cfg,
         )
         predictions = predictor.predict([item.path for item in items])

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
-from crnn_onnx.cli._shared import ConfigOverrideOption
+from crnn_onnx.cli._shared import ConfigOverrideOption, config_override
 from crnn_onnx.errors import CRNNError
 
 
@@ -129,12 +129,10 @@ def quantize(
     config: ConfigOverrideOption = None,
 ) -> None:
     """Quantize a model to int8 for the CPU (static, calibrated on word images)."""
-    from crnn_onnx.config import load_config
-
     with errors_to_exit():
         from crnn_onnx.quantize import quantize_model
 
-        cfg = load_config(config) if config is not None else None
+        cfg = config_override(config)
         report = quantize_model(
             model, output, calibration=calibration, count=count, per_channel=per_channel,
             lstm=lstm, method=method.value, seed=seed, config=cfg,

@@ -20,6 +20,8 @@ from crnn_onnx.cli._shared import (
     ThreadsOption,
     WidthPolicy,
     WidthPolicyOption,
+    config_override,
+    model_or_default,
     predict_logging,
 )
 
@@ -80,17 +82,15 @@ def predict(
     """Recognise the text in word images; results on stdout, exit 1 if any input failed."""
     import sys
 
-    from crnn_onnx.config import load_config
     from crnn_onnx.images import expand_paths
     from crnn_onnx.predictor import Predictor
     from crnn_onnx.records import RecordWriter, atomic_output
-    from crnn_onnx.weights import default_model_path
 
     total = failed = 0
     with errors_to_exit(), predict_logging(quiet):
         sources = expand_paths(paths)
-        cfg = load_config(config) if config is not None else None
-        model_path = model if model is not None else default_model_path()
+        cfg = config_override(config)
+        model_path = model_or_default(model)
         with atomic_output(output) as stream:
             predictor = Predictor(
                 model_path, device.value, batch_size=batch_size, threads=threads,

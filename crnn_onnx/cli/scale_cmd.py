@@ -20,6 +20,8 @@ from crnn_onnx.cli._shared import (
     ModelOption,
     WidthPolicy,
     WidthPolicyOption,
+    config_override,
+    model_or_default,
     predict_logging,
 )
 
@@ -101,8 +103,6 @@ def bulk(
     """
     import sys
 
-    from crnn_onnx.config import load_config
-    from crnn_onnx.weights import default_model_path
 
     if device is Device.cpu and gpus_per_worker > 0:
         raise typer.BadParameter("--device cpu does not use the GPUs --gpus-per-worker "
@@ -111,8 +111,8 @@ def bulk(
     with errors_to_exit(), predict_logging(quiet), _ray_logging(quiet):
         from crnn_onnx.ray_bulk import bulk_predict, ray_session
 
-        cfg = load_config(config) if config is not None else None
-        model_path = model if model is not None else default_model_path()
+        cfg = config_override(config)
+        model_path = model_or_default(model)
         with ray_session(address):
             report = bulk_predict(
                 paths, output, model_path=model_path, fmt=fmt.value, config=cfg,
@@ -166,14 +166,12 @@ def triton_repo(
     DIR/NAME/1/model.onnx is the model with a batch-first output `logits` (N, T, C); the
     config.pbtxt carries its dims, dynamic batching, instance groups and the charset.
     """
-    from crnn_onnx.config import load_config
-    from crnn_onnx.weights import default_model_path
 
     with errors_to_exit():
         from crnn_onnx.triton import write_model_repository
 
-        cfg = load_config(config) if config is not None else None
-        model_path = model if model is not None else default_model_path()
+        cfg = config_override(config)
+        model_path = model_or_default(model)
         repo = write_model_repository(
             repository, model_path, name=name, max_batch_size=max_batch_size,
             instance_kind=instance_kind.value, instances=instances, config=cfg, force=force,
