@@ -147,7 +147,7 @@ def calibration_images(
         raise CRNNError(f"the calibration needs at least 1 image, got count={count}")
     if folder is None:
         try:
-            from crnn_onnx.synth import synth_samples
+            from crnn_onnx.synth.dataset import synth_samples
         except ImportError as err:
             raise CRNNError(
                 f"calibrating without --calibration renders synthetic crops, which needs "

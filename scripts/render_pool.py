@@ -21,21 +21,13 @@ import cv2
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.preprocess import resized_width
-from crnn_onnx.synth import WordSource, synth_samples
-
-
-def resize_and_pad(image: np.ndarray, config: CRNNConfig, width: int) -> np.ndarray:
-    """Upstream resize_padding: (H, W, 3) uint8 -> (32, width, 3) float32, still BGR."""
-    resized_w = resized_width(*image.shape[:2], config.height, width)
-    resized = cv2.resize(image, (resized_w, config.height)).astype(np.float32)
-    out = np.full((config.height, width, 3), config.pad_value, np.float32)
-    out[:, :resized_w] = resized
-    return out
+from crnn_onnx.synth.dataset import synth_samples
+from crnn_onnx.synth.words import WordSource
+from crnn_onnx.training.canvas import resize_and_pad
 
 
 def render_shard(out: Path, split: str, index: int, count: int, seed_base: int,
-                 compounds: float = 0.0) -> str:
+                 compounds: float = 0.0, realism: float = 0.0) -> str:
     path = out / f"{split}-{index:04d}.npz"
     if path.exists():
         return f"{path.name} exists"
@@ -45,9 +37,10 @@ def render_shard(out: Path, split: str, index: int, count: int, seed_base: int,
     labels = []
     start = time.time()
     words = WordSource(split=split, compounds=compounds)  # type: ignore[arg-type]
-    samples = synth_samples(count, split=split, seed=seed_base + index, words=words)  # type: ignore[arg-type]
+    samples = synth_samples(count, split=split, seed=seed_base + index, words=words,  # type: ignore[arg-type]
+                            realism=realism)
     for i, sample in enumerate(samples):
-        images[i] = resize_and_pad(sample.image, config, config.width).round().astype(np.uint8)
+        images[i] = resize_and_pad(sample.image, config)
         labels.append(sample.label)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, images=images, labels=np.array(labels))
@@ -66,11 +59,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000, help="shard i uses seed + i")
     parser.add_argument("--compounds", type=float, default=0.0,
                         help="share of CamelCase compounds (PayPal, SaiGon) among the texts")
+    parser.add_argument("--realism", type=float, default=0.0,
+                        help="share of crops drawn by the realistic scene renderer")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
         jobs = [pool.submit(render_shard, args.out, args.split, i, args.per_shard, args.seed,
-                              args.compounds)
+                              args.compounds, args.realism)
                 for i in range(args.first, args.first + args.shards)]
         for job in jobs:
             print(job.result(), flush=True)

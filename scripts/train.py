@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Train the upstream CRNN architecture on pre-rendered synthetic word crops, on the CPU.
+"""Train the upstream CRNN architecture on synthetic and real word crops, on the CPU.
 
-Reads shards written by ``scripts/render_pool.py`` (training pool and a held-out validation
-set rendered with font families and words never used in training), and trains with CTC loss
+Reads shards written by ``scripts/render_pool.py`` (training pools and a held-out validation
+set rendered with font families and words never used in training) and, with ``--real``,
+folders of real labelled crops (``crnn_onnx.training.real``): a tenth of them, by blocks, is
+held out for validation, the rest is augmented afresh every time it is drawn
+(``crnn_onnx.training.augment``) and makes up ``--real-share`` of every batch. Checkpoints
+are chosen on the mean of the synthetic and real validation accuracies. Trains with CTC loss
 (blank 0), AdamW, warm-up plus cosine learning rate, gradient clipping and an exponential
 moving average (EMA) of the weights. Convolutions run channels-last in bf16 autocast where the
 CPU supports it (LSTM, loss and evaluation stay fp32); on a 2-core AVX-512 BF16 CPU that trains
@@ -14,6 +18,9 @@ from it. Checkpoints are in upstream CRNN-TextRec format (``{'model': state_dict
 ``RUN/best.pth``. Log: ``RUN/train.log``.
 
     python scripts/train.py --pool data/pool --val data/val --run runs/crnn --total-steps 20000
+    python scripts/train.py --pool data/scene --pool data/plain --val data/val \
+        --real ../shared/real-train/ic15 --real ../shared/real-train/iiit5k --real-share 0.25 \
+        --init weights/crnn.pth --run runs/v2 --total-steps 30000
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import glob
 import json
 import math
 import os
+import random
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,16 +44,19 @@ from crnn_onnx.checkpoint import load_checkpoint, save_checkpoint
 from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
 from crnn_onnx.decoder import ctc_greedy_decode
 from crnn_onnx.model import CRNN, sequence_length
+from crnn_onnx.training.augment import augment_crop
+from crnn_onnx.training.canvas import resize_and_pad
+from crnn_onnx.training.real import RealCrop, read_real_folder, validation_split
 
 CONFIG = CRNNConfig()
 CHAR_TO_ID = {ch: i + 1 for i, ch in enumerate(DEFAULT_CHARSET)}
 
 
 class Pool:
-    """All shards of a folder in memory: uint8 (N, 32, W, 3) BGR images and string labels."""
+    """All shards of some folders in memory: uint8 (N, 32, W, 3) BGR images and labels."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, *folders: Path) -> None:
+        self.folders = folders
         self.loaded: set[str] = set()
         self.images = torch.empty((0, CONFIG.height, CONFIG.width, 3), dtype=torch.uint8)
         self.labels: list[str] = []
@@ -52,7 +64,7 @@ class Pool:
 
     def refresh(self) -> int:
         """Load shards that appeared since the last call; returns how many were added."""
-        new = [p for p in sorted(glob.glob(str(self.folder / "*.npz")))
+        new = [p for folder in self.folders for p in sorted(glob.glob(str(folder / "*.npz")))
                if p not in self.loaded and not p.endswith(".tmp.npz")]
         if not new:
             return 0
@@ -68,6 +80,39 @@ class Pool:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @classmethod
+    def of_images(cls, images: list[np.ndarray], labels: list[str]) -> Pool:
+        """A pool of already fitted (32, W, 3) uint8 crops."""
+        pool = cls()
+        if images:
+            pool.images = torch.from_numpy(np.stack(images))
+        pool.labels = list(labels)
+        return pool
+
+
+class RealCrops:
+    """Real training crops kept as read; :meth:`draw` augments and fits a random few."""
+
+    def __init__(self, crops: list[RealCrop], seed: int) -> None:
+        self.images = [read_bgr(c.path) for c in crops]
+        self.labels = [c.label for c in crops]
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def draw(self, n: int) -> tuple[torch.Tensor, list[str]]:
+        picks = [self.rng.randrange(len(self.labels)) for _ in range(n)]
+        images = [resize_and_pad(augment_crop(self.images[i], self.rng), CONFIG) for i in picks]
+        return torch.from_numpy(np.stack(images)), [self.labels[i] for i in picks]
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SystemExit(f"cannot read {path}")
+    return image
 
 
 def normalise(batch_u8: torch.Tensor) -> torch.Tensor:
@@ -112,9 +157,14 @@ def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", type=Path, required=True)
+    parser.add_argument("--pool", type=Path, action="append", required=True,
+                        help="a folder of shards; repeat for several")
     parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--real", type=Path, action="append", default=[],
+                        help="a folder of real crops with labels.tsv; repeat for several")
+    parser.add_argument("--real-share", type=float, default=0.25,
+                        help="share of each batch drawn from the real crops (augmented)")
     parser.add_argument("--total-steps", type=int, default=20000)
     parser.add_argument("--minutes", type=float, default=None,
                         help="train for this much wall-clock time instead of --total-steps; "
@@ -147,7 +197,20 @@ def main() -> None:
         log_file.write(line + "\n")
         log_file.flush()
 
-    pool, val = Pool(args.pool), Pool(args.val)
+    pool, val = Pool(*args.pool), Pool(args.val)
+    real_train: list[RealCrop] = []
+    real_val: list[RealCrop] = []
+    for folder in args.real:
+        crops, dropped = read_real_folder(folder, DEFAULT_CHARSET)
+        train_part, val_part = validation_split(crops)
+        real_train += train_part
+        real_val += val_part
+        log(event="real", folder=str(folder), train=len(train_part), val=len(val_part),
+            dropped=dict(dropped))
+    real = RealCrops(real_train, args.seed) if real_train else None
+    val_real = Pool.of_images([resize_and_pad(read_bgr(c.path), CONFIG) for c in real_val],
+                              [c.label for c in real_val])
+    n_real = round(args.batch_size * args.real_share) if real is not None else 0
     model = load_checkpoint(args.init, CONFIG) if args.init else CRNN(CONFIG.num_classes)
     model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
@@ -184,9 +247,14 @@ def main() -> None:
     while progress() < 1.0:
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, progress(), args.lr, args.warmup)
-        idx = torch.randint(len(pool), (args.batch_size,), generator=generator)
-        x = normalise(pool.images[idx])
+        idx = torch.randint(len(pool), (args.batch_size - n_real,), generator=generator)
+        images = pool.images[idx]
         labels = [pool.labels[i] for i in idx.tolist()]
+        if real is not None and n_real:
+            real_images, real_labels = real.draw(n_real)
+            images = torch.cat([images, real_images])
+            labels += real_labels
+        x = normalise(images)
         targets, target_lengths = encode(labels)
         logits = forward(model, x, bf16=not args.no_bf16)
         log_probs = F.log_softmax(logits, dim=2)
@@ -215,7 +283,12 @@ def main() -> None:
         finished = progress() >= 1.0
         if step % args.eval_every == 0 or finished:
             trained_s += time.time() - step_start
-            acc, raw_acc = evaluate(ema, val), evaluate(model, val)
+            accs = {"ema": evaluate(ema, val), "raw": evaluate(model, val)}
+            real_accs = ({"ema": evaluate(ema, val_real), "raw": evaluate(model, val_real)}
+                         if len(val_real) else {})
+            # Chosen on synthetic and real validation alike, when there is a real split.
+            scores = {k: (a + real_accs[k]) / 2 if real_accs else a for k, a in accs.items()}
+            acc, raw_acc = scores["ema"], scores["raw"]
             model.train()
             added = pool.refresh()
             if max(acc, raw_acc) > best:
@@ -229,7 +302,8 @@ def main() -> None:
             torch.save(state, args.run / "last.tmp")
             os.replace(args.run / "last.tmp", last)
             log(event="eval", step=step, val_acc=round(acc, 4), raw_val_acc=round(raw_acc, 4),
-                best=round(best, 4),
+                synth_val={k: round(v, 4) for k, v in accs.items()},
+                real_val={k: round(v, 4) for k, v in real_accs.items()}, best=round(best, 4),
                 pool=len(pool), shards_added=added)
             window_start, seen, step_start = time.time(), 0, time.time()
     log(event="done", step=step, best=best)

@@ -70,7 +70,8 @@ def test_reads_the_upstream_sample(shipped: Predictor) -> None:
 def test_generator_labels_match_what_it_draws(shipped: Predictor) -> None:
     """Render plain words in a common font and read them back: labels are what is drawn."""
     pytest.importorskip("PIL")
-    from crnn_onnx.synth import discover_fonts, synth_samples
+    from crnn_onnx.synth.dataset import synth_samples
+    from crnn_onnx.synth.fonts import discover_fonts
 
     fonts = [p for p in discover_fonts() if p.name == "DejaVuSans.ttf"]
     samples = list(synth_samples(20, split="train", seed=123, fonts=fonts))

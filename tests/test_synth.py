@@ -10,16 +10,9 @@ import pytest
 
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.synth import (
-    WordSource,
-    discover_fonts,
-    font_family,
-    normalise_label,
-    split_of_font,
-    split_of_text,
-    synth_samples,
-    write_dataset,
-)
+from crnn_onnx.synth.dataset import synth_samples, write_dataset
+from crnn_onnx.synth.fonts import discover_fonts, font_family, split_of_font
+from crnn_onnx.synth.words import WordSource, normalise_label, split_of_text
 
 pytest.importorskip("PIL", reason="the generator needs Pillow (the 'synth' extra)")
 

@@ -111,17 +111,24 @@ def synth(
                      "(PayPal, SaiGon), as in logos and brand names; 0 keeps a seed's crops "
                      "as they always were."),
     ] = 0.0,
+    realism: Annotated[
+        float,
+        typer.Option("--realism", min=0.0, max=1.0, help="Share of crops drawn as photographed "
+                     "scenes: natural-image backgrounds, signs, curved and projected words, "
+                     "outlined and 3-D lettering, uneven light; 0 keeps a seed's crops as "
+                     "they always were."),
+    ] = 0.0,
 ) -> None:
     """Render synthetic word crops with installed fonts, labelled for `crnn-onnx eval`."""
     with errors_to_exit():
         try:
             import PIL  # noqa: F401
 
-            from crnn_onnx.synth import write_dataset
+            from crnn_onnx.synth.dataset import write_dataset
         except ModuleNotFoundError as err:
             if err.name != "PIL":
                 raise
             raise CRNNError("synth needs Pillow: pip install 'crnn-onnx[synth]'") from None
         labels = write_dataset(out_dir, count, split=split.value, seed=seed,
-                               compounds=compounds)
+                               compounds=compounds, realism=realism)
     typer.echo(f"wrote {count} crops and {labels}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.synth_words import Split
+from crnn_onnx.synth.words import Split
 
 __all__ = ["HELDOUT_FAMILIES", "discover_fonts", "font_family", "split_of_font"]
 

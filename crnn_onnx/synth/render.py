@@ -1,60 +1,24 @@
-"""Synthetic word crops for training and evaluating CRNN recognisers.
+"""The plain renderer: one word drawn with one font over a flat, gradient or blotchy ground.
 
-Renders words with real TrueType/OpenType fonts (Pillow) and degrades them the way crops from
-a text detector look: varied case, size, weight, width and slant, tight and loose crops,
-dark-on-light and light-on-dark, colour, gradients and texture, blur, noise, small rotation
-and perspective, low resolution and JPEG artefacts.
-
-Train/held-out separation lives here, in code: :func:`split_of_font` assigns whole font
-families and :func:`split_of_text` assigns words to ``"train"`` or ``"heldout"``, so a
-held-out set never shares a font family or a word with training.
-
-Fonts and their split live in :mod:`crnn_onnx.synth_fonts`, texts and theirs in
-:mod:`crnn_onnx.synth_words`; this module renders and writes, and re-exports their names.
-
-Needs Pillow (``pip install 'crnn-onnx[synth]'``); it is not used on the inference path.
+Varies case, size, weight, width and slant, tight and loose crops, dark-on-light and
+light-on-dark, colour, gradients and texture, blur, noise, small rotation and perspective,
+low resolution and JPEG artefacts. :mod:`crnn_onnx.synth.scene` is the realistic renderer
+beside it. Every random draw comes from the ``rng`` passed in, in a fixed order, so a seed
+renders the same crop on every machine with the same fonts.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from crnn_onnx.atomic import atomic_path
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.synth_fonts import HELDOUT_FAMILIES, discover_fonts, font_family, split_of_font
-from crnn_onnx.synth_words import Split, WordSource, normalise_label, split_of_text
 
-__all__ = [
-    "HELDOUT_FAMILIES",
-    "Sample",
-    "WordSource",
-    "discover_fonts",
-    "font_family",
-    "normalise_label",
-    "render_word",
-    "split_of_font",
-    "split_of_text",
-    "synth_samples",
-    "write_dataset",
-]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One synthetic crop: ``image`` BGR uint8 (H, W, 3), its normalised ``label``, and the
-    ``text`` and ``font`` it was drawn with."""
-
-    image: np.ndarray
-    label: str
-    text: str
-    font: str
+__all__ = ["render_word"]
 
 
 def _colours(rng: random.Random) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -210,70 +174,3 @@ def render_word(text: str, font_path: str | Path, rng: random.Random) -> np.ndar
     if rng.random() < 0.1:
         bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return bgr
-
-
-def synth_samples(n: int, *, split: Split = "train", seed: int = 0,
-                  fonts: Sequence[str | Path] | None = None,
-                  words: WordSource | None = None) -> Iterator[Sample]:
-    """Yield ``n`` random samples of one split, reproducibly for a given ``seed``.
-
-    Args:
-        n: number of samples.
-        split: ``"train"`` or ``"heldout"``: which fonts and which texts to draw from.
-        seed: random seed; the same seed, fonts and word list give the same samples.
-        fonts: font files to use instead of the installed fonts of ``split``.
-        words: a text source instead of the default one for ``split``.
-    """
-    rng = random.Random(seed)
-    font_list = [Path(f) for f in fonts] if fonts is not None else discover_fonts(split)
-    # Families are drawn uniformly, then a file of that family, so that a family shipped
-    # in fifty weights does not drown one shipped in two.
-    families: dict[str, list[Path]] = {}
-    for path in font_list:
-        families.setdefault(font_family(path), []).append(path)
-    family_files = list(families.values())
-    source = words if words is not None else WordSource(split=split)
-    produced = 0
-    while produced < n:
-        text = source.draw(rng)
-        font = rng.choice(rng.choice(family_files))
-        try:
-            image = render_word(text, font, rng)
-        except (CRNNError, OSError, ValueError):
-            continue  # a font missing a glyph; draw again
-        yield Sample(image=image, label=normalise_label(text), text=text, font=font.name)
-        produced += 1
-
-
-def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", seed: int = 0,
-                  fonts: Sequence[str | Path] | None = None, compounds: float = 0.0) -> Path:
-    """Render ``count`` crops as PNG files plus a ``labels.tsv`` (``name<TAB>label``).
-
-    The result is what ``crnn-onnx eval`` reads. Files are named ``000000.png`` onwards; the
-    labels file is written last, atomically, so a folder with a ``labels.tsv`` is complete.
-    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`); at 0 a seed
-    renders the same crops as it always has.
-
-    Returns:
-        The path of ``labels.tsv``.
-
-    Raises:
-        CRNNError: the folder cannot be created or written.
-    """
-    out = Path(out_dir)
-    lines = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        words = WordSource(split=split, compounds=compounds)
-        samples = synth_samples(count, split=split, seed=seed, fonts=fonts, words=words)
-        for i, sample in enumerate(samples):
-            name = f"{i:06d}.png"
-            if not cv2.imwrite(str(out / name), sample.image):
-                raise CRNNError(f"cannot write {out / name}")
-            lines.append(f"{name}\t{sample.label}\n")
-        labels = out / "labels.tsv"
-        with atomic_path(labels) as tmp:
-            tmp.write_text("".join(lines), encoding="utf-8")
-    except OSError as err:
-        raise CRNNError(f"cannot write dataset to {str(out)!r}: {err.strerror or err}") from None
-    return labels

@@ -1,0 +1,150 @@
+"""Image degradations shared by the realistic renderer and the augmentation of real crops.
+
+Every function takes an (H, W, 3) float32 image on the 0..255 scale (channel order does not
+matter unless stated) and a :class:`random.Random`, and returns a new float32 image of the
+same shape unless it says otherwise; values may leave 0..255 until :func:`to_uint8`.
+Noise arrays come from a numpy generator seeded from ``rng``, so a seed gives the same image.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "blur",
+    "colour_jitter",
+    "crop_jitter",
+    "down_up",
+    "illumination",
+    "jpeg",
+    "numpy_rng",
+    "perspective",
+    "sensor_noise",
+    "to_uint8",
+]
+
+
+def numpy_rng(rng: random.Random) -> np.random.Generator:
+    """A numpy generator seeded from ``rng`` (one draw of it)."""
+    return np.random.default_rng(rng.getrandbits(32))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Clip to 0..255 and convert: (H, W, 3) uint8."""
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def illumination(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Uneven light: a gradient or radial falloff, sometimes a glare spot or a cast shadow."""
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    kind = rng.random()
+    if kind < 0.5:  # a linear gradient in a random direction
+        angle = rng.uniform(0, 2 * math.pi)
+        ramp = (xs * math.cos(angle) + ys * math.sin(angle))
+        ramp = (ramp - ramp.min()) / max(1e-6, float(np.ptp(ramp)))
+        lo = rng.uniform(0.45, 0.9)
+        field = lo + (rng.uniform(1.0, 1.25) - lo) * ramp
+    else:  # a light source somewhere near the crop
+        cx, cy = rng.uniform(-0.3, 1.3) * w, rng.uniform(-0.5, 1.5) * h
+        radius = rng.uniform(0.5, 2.0) * max(h, w)
+        dist = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2) / radius
+        field = np.clip(1.2 - rng.uniform(0.3, 0.7) * dist, 0.35, 1.25)
+    out = image * field[..., None]
+    if rng.random() < 0.2:  # glare: a bright soft spot
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        sigma = rng.uniform(0.15, 0.5) * max(h, w)
+        spot = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
+        out = out + rng.uniform(60, 180) * spot[..., None]
+    if rng.random() < 0.15:  # a hard shadow edge across the crop
+        angle = rng.uniform(0, 2 * math.pi)
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        side = (xs - x0) * math.cos(angle) + (ys - y0) * math.sin(angle)
+        out = out * np.where(side > 0, rng.uniform(0.45, 0.8), 1.0)[..., None].astype(np.float32)
+    return out.astype(np.float32)
+
+
+def perspective(image: np.ndarray, rng: random.Random, strength: float = 0.08) -> np.ndarray:
+    """Move each corner by up to ``strength`` of the shorter side; borders replicated."""
+    h, w = image.shape[:2]
+    d = strength * min(h, w)
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = src + np.array([[rng.uniform(-d, d), rng.uniform(-d, d)] for _ in range(4)],
+                         np.float32)
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def blur(image: np.ndarray, rng: random.Random, max_sigma: float = 1.6) -> np.ndarray:
+    """Defocus (Gaussian) or motion blur along a random direction."""
+    if rng.random() < 0.65:
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, max_sigma))
+    k = rng.randint(3, 7)
+    kernel = np.zeros((k, k), np.float32)
+    kernel[k // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
+    turned = np.asarray(cv2.warpAffine(kernel, rot, (k, k)), np.float32)
+    turned /= max(1e-6, float(turned.sum()))
+    return cv2.filter2D(image, -1, turned)
+
+
+def down_up(image: np.ndarray, rng: random.Random, min_height: int = 8) -> np.ndarray:
+    """Low resolution: shrink to between ``min_height`` and 80% of the height, then back."""
+    h, w = image.shape[:2]
+    target_h = rng.uniform(min(min_height, h), max(min_height, 0.8 * h))
+    f = min(1.0, target_h / h)
+    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
+                       interpolation=cv2.INTER_AREA)
+    up = rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_NEAREST])
+    return cv2.resize(small, (w, h), interpolation=up)
+
+
+def sensor_noise(image: np.ndarray, rng: random.Random, max_sigma: float = 16.0) -> np.ndarray:
+    """Gaussian noise, per channel or the same on all three (luminance noise)."""
+    gen = numpy_rng(rng)
+    sigma = rng.uniform(2.0, max_sigma)
+    if rng.random() < 0.5:
+        noise = gen.normal(0, sigma, (*image.shape[:2], 1))
+    else:
+        noise = gen.normal(0, sigma, image.shape)
+    return (image + noise).astype(np.float32)
+
+
+def colour_jitter(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Brightness, contrast and saturation changes, and a colour cast."""
+    out = image * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
+    mean = float(out.mean())
+    out = (out - mean) * rng.uniform(0.6, 1.4) + mean
+    grey = out.mean(axis=2, keepdims=True)
+    out = grey + (out - grey) * rng.uniform(0.3, 1.6)
+    cast = np.array([rng.uniform(-20, 20) for _ in range(3)], np.float32)
+    return (out + cast).astype(np.float32)
+
+
+def crop_jitter(image: np.ndarray, rng: random.Random, fraction: float = 0.12) -> np.ndarray:
+    """Move each side of the crop in or out by up to ``fraction`` of its height (a detector's
+    loose or tight box); new area is filled by replicating the border. Changes the shape."""
+    h, w = image.shape[:2]
+    step = max(1, round(fraction * h))
+    top, bottom, left, right = (rng.randint(-step, step) for _ in range(4))
+    # never cut more than a quarter of the height or a tenth of the width in all
+    top, bottom = max(top, -h // 8), max(bottom, -h // 8)
+    left, right = max(left, -w // 20), max(right, -w // 20)
+    pad = max(0, top, bottom, left, right)
+    if pad:
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    y0, y1 = pad - top, pad + h + bottom
+    x0, x1 = pad - left, pad + w + right
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
+def jpeg(bgr: np.ndarray, rng: random.Random, lo: int = 10, hi: int = 80) -> np.ndarray:
+    """JPEG artefacts at a random quality: (H, W, 3) uint8 in, uint8 out."""
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(lo, hi)])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return decoded if decoded is not None else bgr

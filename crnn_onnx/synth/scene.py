@@ -1,0 +1,305 @@
+"""The realistic renderer: a word as a camera sees it in a street, a shop or on a product.
+
+Beyond :mod:`crnn_onnx.synth.render`, a scene crop has
+
+* a natural-image background (:class:`~crnn_onnx.synth.backgrounds.BackgroundBank`), often
+  with a sign plate behind the word;
+* curved baselines, rotation, shear and strong perspective, applied to the word before the
+  crop box is cut around it, as a detector's axis-aligned box would be;
+* outlined, shadowed and extruded (3-D) lettering, and fills with a gradient;
+* slivers of neighbouring letters cut in at the crop's edges (never enough of one to read);
+* uneven light, glare and cast shadows, defocus and motion blur, low resolution, sensor noise,
+  JPEG artefacts, colour casts.
+
+The label is the word alone: neighbouring letters are kept to at most
+:data:`MAX_NEIGHBOUR_VISIBLE` of a letter's width inside the crop.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.synth import effects
+from crnn_onnx.synth.backgrounds import BackgroundBank
+
+__all__ = ["MAX_NEIGHBOUR_VISIBLE", "render_scene_word"]
+
+#: Largest share of a neighbouring letter's width that may show inside the crop.
+MAX_NEIGHBOUR_VISIBLE = 0.2
+_NEIGHBOURS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# Sign and label colour pairs (RGB): plate, lettering.
+_SIGN_COLOURS = (
+    ((200, 30, 35), (250, 250, 245)), ((20, 60, 150), (250, 250, 250)),
+    ((15, 110, 60), (250, 250, 250)), ((250, 210, 20), (20, 20, 20)),
+    ((245, 245, 240), (200, 20, 30)), ((245, 245, 240), (20, 20, 25)),
+    ((20, 20, 22), (250, 200, 40)), ((20, 20, 22), (245, 245, 245)),
+    ((240, 120, 20), (255, 255, 255)), ((110, 60, 30), (245, 230, 200)),
+)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _contrasting(rng: random.Random, against: float, min_gap: float = 80.0
+                 ) -> tuple[float, float, float]:
+    """An RGB colour whose luminance differs from ``against`` by at least ``min_gap``."""
+    for _ in range(40):
+        base = rng.uniform(0, 255)
+        if abs(base - against) < min_gap:
+            continue
+        spread = rng.choice([0, 0, 25, 70])
+        colour = np.clip([base + rng.uniform(-spread, spread) for _ in range(3)], 0, 255)
+        if abs(float(_luma(np.asarray(colour, np.float32))) - against) >= min_gap * 0.8:
+            return (float(colour[0]), float(colour[1]), float(colour[2]))
+    level = 0.0 if against > 127 else 255.0
+    return (level, level, level)
+
+
+def _draw_masks(text: str, left: str, right: str, font_path: str | Path, size: int,
+                rng: random.Random) -> tuple[np.ndarray, np.ndarray, int]:
+    """(text mask, neighbours mask) float32 0..1 on one canvas, and the letter spacing."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(font_path), size)
+    spacing = rng.choice([0.0] * 5 + [rng.uniform(-0.05, 0.3)]) * size
+    gap = font.getlength(" ") * rng.uniform(0.6, 1.6)
+    advances = [font.getlength(ch) + spacing for ch in text] if spacing else []
+    text_w = sum(advances) if spacing else font.getlength(text)
+    left_w, right_w = font.getlength(left), font.getlength(right)
+    ascent, descent = font.getmetrics()
+    canvas_w = int(left_w + gap + text_w + gap + right_w) + 4 * size
+    canvas_h = ascent + descent + 2 * size
+    text_mask = Image.new("L", (canvas_w, canvas_h), 0)
+    side_mask = Image.new("L", (canvas_w, canvas_h), 0)
+    x0, y0 = 2 * size + left_w + (gap if left else 0), size
+    draw = ImageDraw.Draw(text_mask)
+    if advances:
+        x = x0
+        for ch, adv in zip(text, advances, strict=True):
+            draw.text((x, y0), ch, font=font, fill=255)
+            x += adv
+    else:
+        draw.text((x0, y0), text, font=font, fill=255)
+    side = ImageDraw.Draw(side_mask)
+    if left:
+        side.text((x0 - gap - left_w, y0), left, font=font, fill=255)
+    if right:
+        side.text((x0 + text_w + gap, y0), right, font=font, fill=255)
+    to_float = 1.0 / 255.0
+    return (np.asarray(text_mask, np.float32) * to_float,
+            np.asarray(side_mask, np.float32) * to_float, int(spacing))
+
+
+def _curve(masks: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
+    """Bend the baseline: an arc or a wave of up to ~0.35 of the text size."""
+    h, w = masks.shape[:2]
+    xs = np.arange(w, dtype=np.float32)
+    u = (xs - w / 2) / (w / 2)
+    amp = rng.uniform(0.1, 0.35) * size * rng.choice([-1, 1])
+    dy = amp * u**2 if rng.random() < 0.7 else amp * np.sin(math.pi * u * rng.uniform(0.5, 1.2))
+    map_x = np.tile(xs, (h, 1))
+    map_y = np.arange(h, dtype=np.float32)[:, None] - dy[None, :]
+    return cv2.remap(masks, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _project(masks: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Width scaling, shear, rotation and perspective in one homography, canvas enlarged to
+    keep every corner."""
+    h, w = masks.shape[:2]
+    sx = rng.uniform(0.7, 1.35) if rng.random() < 0.5 else 1.0
+    shear = rng.uniform(-0.35, 0.35) if rng.random() < 0.3 else 0.0
+    angle = math.radians(rng.uniform(-9, 9)) if rng.random() < 0.5 else 0.0
+    ca, sa = math.cos(angle), math.sin(angle)
+    affine = np.array([[sx * ca, -sa + shear * ca, 0], [sx * sa, ca + shear * sa, 0], [0, 0, 1]],
+                      np.float64)
+    if rng.random() < 0.45:  # perspective: a vanishing direction along x or y
+        px = rng.uniform(-0.45, 0.45) / w
+        py = rng.uniform(-0.6, 0.6) / max(h, w) if rng.random() < 0.4 else 0.0
+        affine = np.array([[1, 0, 0], [0, 1, 0], [px, py, 1]], np.float64) @ affine
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ affine.T
+    corners = corners[:, :2] / corners[:, 2:3]
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    if not np.all(np.isfinite(lo)) or np.any(hi - lo > 8 * max(h, w)):
+        return masks  # a degenerate draw: keep the word flat rather than explode it
+    shift = np.array([[1, 0, -lo[0]], [0, 1, -lo[1]], [0, 0, 1]], np.float64)
+    out_w, out_h = (hi - lo).astype(int) + 1
+    return cv2.warpPerspective(masks, shift @ affine, (int(out_w), int(out_h)),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=0)
+
+
+def _crop_box(text: np.ndarray, side: np.ndarray, rng: random.Random, size: int
+              ) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) around the word's ink with a detector's margins; sides
+    that reach into a neighbouring letter stop before more than a sliver of it shows."""
+    ys, xs = np.nonzero(text > 0.3)
+    if len(xs) == 0:
+        raise CRNNError("the word vanished while being placed")
+    top, bottom, left, right = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    ink_h = bottom - top
+
+    def margin(scale: float) -> int:
+        r = rng.random()
+        if r < 0.12:
+            return -rng.randint(0, max(1, int(ink_h * 0.06)))
+        if r < 0.75:
+            return rng.randint(0, max(1, int(ink_h * 0.25 * scale)))
+        return rng.randint(0, max(1, int(ink_h * 0.7 * scale)))
+
+    top, bottom = top - margin(1), bottom + margin(1)
+    left, right = left - margin(1.5), right + margin(1.5)
+    band = side[max(0, top):max(0, bottom)]
+    cols = np.flatnonzero((band > 0.3).any(axis=0)) if band.size else np.empty(0, int)
+    sliver = int(MAX_NEIGHBOUR_VISIBLE * 0.5 * size)  # letters are about half a size wide
+    before = cols[cols < xs.min()]
+    after = cols[cols >= xs.max()]
+    if before.size:
+        left = max(left, int(before.max()) + 1 - sliver)
+    if after.size:
+        right = min(right, int(after.min()) + sliver)
+    return top, bottom, left, right
+
+
+def _layer(alpha: np.ndarray, kind: str, rng: random.Random, size: int) -> np.ndarray:
+    """A mask derived from the letters' mask: an outline ring, a shadow or an extrusion."""
+    if kind == "outline":
+        k = max(1, round(size * rng.uniform(0.04, 0.1)))
+        return cv2.dilate(alpha, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+    dx = rng.choice([-1, 1]) * rng.uniform(0.03, 0.1) * size
+    dy = rng.uniform(0.03, 0.1) * size
+    if kind == "shadow":
+        shifted = cv2.warpAffine(alpha, np.array([[1, 0, dx], [0, 1, dy]], np.float32),
+                                 alpha.shape[::-1])
+        return cv2.GaussianBlur(shifted, (0, 0), rng.uniform(0.5, 0.08 * size + 0.6))
+    steps = max(2, round(math.hypot(dx, dy)))  # extrusion: the letters swept backwards
+    out = np.zeros_like(alpha)
+    for i in range(1, steps + 1):
+        m = np.array([[1, 0, dx * i / steps], [0, 1, dy * i / steps]], np.float32)
+        out = np.maximum(out, cv2.warpAffine(alpha, m, alpha.shape[::-1]))
+    return out
+
+
+def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
+                      backgrounds: BackgroundBank | None = None) -> np.ndarray:
+    """Render ``text`` as a realistic scene crop: BGR uint8 (H, W, 3).
+
+    Args:
+        text: what to write (the label is its normalised form).
+        font_path: a font that draws every character of ``text``.
+        rng: the only source of randomness.
+        backgrounds: photographs and textures to draw the background from; ``None`` uses
+            flat and gradient grounds only.
+
+    Raises:
+        CRNNError: the font drew nothing for ``text``.
+    """
+    size = rng.randint(24, 64)
+    left = right = ""
+    if rng.random() < 0.15:
+        left = "".join(rng.choice(_NEIGHBOURS) for _ in range(rng.randint(1, 3)))
+    if rng.random() < 0.15:
+        right = "".join(rng.choice(_NEIGHBOURS) for _ in range(rng.randint(1, 3)))
+    text_mask, side_mask, _ = _draw_masks(text, left, right, font_path, size, rng)
+    if not text_mask.any():
+        raise CRNNError(f"font {Path(font_path).name} drew nothing for {text!r}")
+    board = np.zeros_like(text_mask)
+    plate = rng.random() < 0.3
+    if plate:  # a sign board behind the word, warped with it
+        ys, xs = np.nonzero(text_mask > 0.3)
+        pad_y, pad_x = rng.uniform(0.15, 0.6) * size, rng.uniform(0.2, 1.0) * size
+        board[max(0, int(ys.min() - pad_y)):int(ys.max() + pad_y),
+              max(0, int(xs.min() - pad_x)):int(xs.max() + pad_x)] = 1.0
+    masks = np.dstack([text_mask, side_mask, board])
+    if rng.random() < 0.25:
+        masks = _curve(masks, rng, size)
+    masks = _project(masks, rng)
+    top, bottom, left_x, right_x = _crop_box(masks[..., 0], masks[..., 1], rng, size)
+    pad = max(0, -top, -left_x, bottom - masks.shape[0], right_x - masks.shape[1])
+    if pad:
+        masks = cv2.copyMakeBorder(masks, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        top, bottom, left_x, right_x = top + pad, bottom + pad, left_x + pad, right_x + pad
+    masks = np.ascontiguousarray(masks[top:bottom, left_x:right_x])
+    h, w = masks.shape[:2]
+    letters = np.maximum(masks[..., 0], masks[..., 1])
+
+    # Ground: a photograph or texture, sometimes flattened towards one colour.
+    if backgrounds is not None and rng.random() < 0.8:
+        ground = backgrounds.patch(rng, h, w)
+        if rng.random() < 0.3:
+            ground = cv2.GaussianBlur(ground, (0, 0), rng.uniform(1, 4))
+        if rng.random() < 0.3:
+            flat = np.array([rng.uniform(0, 255) for _ in range(3)], np.float32)
+            ground = ground * (t := rng.uniform(0.2, 0.7)) + flat * (1 - t)
+    else:
+        ground = np.empty((h, w, 3), np.float32)
+        ground[:] = [rng.uniform(0, 255) for _ in range(3)]
+    image = ground
+    if plate:
+        plate_rgb, ink_rgb = rng.choice(_SIGN_COLOURS)
+        plate_colour = np.clip(np.array(plate_rgb, np.float32)
+                               + [rng.uniform(-25, 25) for _ in range(3)], 0, 255)
+        a = masks[..., 2:3]
+        image = image * (1 - a) + plate_colour * a
+        if rng.random() < 0.3:  # the plate keeps some of the photograph's texture
+            image = image * (1 - 0.25 * a) + ground * 0.25 * a
+        under = float(_luma(plate_colour))
+        fill = np.array(ink_rgb if rng.random() < 0.7 else _contrasting(rng, under), np.float32)
+    else:
+        # What the letters must stand out from: the ground just around them, and more
+        # contrast where that ground is busy.
+        near = cv2.dilate(letters, np.ones((5, 5), np.uint8)) > 0.3
+        ground_luma = _luma(image[near]) if near.any() else np.full(1, 128, np.float32)
+        under = float(ground_luma.mean())
+        gap = 80.0 + min(60.0, float(ground_luma.std()))
+        fill = np.array(_contrasting(rng, under, gap), np.float32)
+
+    # Lettering: extrusion or shadow, then an outline, then the fill.
+    style = rng.random()
+    if style < 0.12:
+        depth = _layer(letters, "extrude", rng, size)[..., None]
+        image = image * (1 - depth) + (fill * rng.uniform(0.3, 0.6)) * depth
+    elif style < 0.3:
+        shadow = _layer(letters, "shadow", rng, size)[..., None] * rng.uniform(0.5, 0.9)
+        image = image * (1 - shadow) + np.float32(rng.uniform(0, 40)) * shadow
+    if rng.random() < 0.15:
+        ring = _layer(letters, "outline", rng, size)[..., None]
+        ring_colour = np.array(_contrasting(rng, float(_luma(fill)), 90), np.float32)
+        image = image * (1 - ring) + ring_colour * ring
+    ink = np.empty_like(image)
+    ink[:] = fill
+    if rng.random() < 0.25:  # a gradient fill
+        ink += (rng.uniform(-60, 60) * np.linspace(0, 1, h, dtype=np.float32))[:, None, None]
+    opacity = rng.uniform(0.75, 1.0)
+    a = letters[..., None] * opacity
+    image = image * (1 - a) + ink * a
+    return _degrade(image, rng, size)
+
+
+def _degrade(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
+    """The camera: light, blur, resolution, noise, compression. RGB float in, BGR uint8 out."""
+    if rng.random() < 0.5:
+        image = effects.illumination(image, rng)
+    if rng.random() < 0.4:
+        image = effects.colour_jitter(image, rng)
+    if rng.random() < 0.5:
+        image = effects.blur(image, rng, max_sigma=0.4 + size / 35)
+    if rng.random() < 0.45:
+        image = effects.down_up(image, rng, min_height=9)
+    if rng.random() < 0.4:
+        image = effects.sensor_noise(image, rng)
+    bgr = np.ascontiguousarray(effects.to_uint8(image)[..., ::-1])
+    if rng.random() < 0.45:
+        bgr = effects.jpeg(bgr, rng, 10, 85)
+    if rng.random() < 0.08:
+        bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < 0.05:
+        bgr = 255 - bgr
+    return bgr

@@ -1,0 +1,98 @@
+"""The realistic renderer: reproducible, legible, labels that name only the word drawn."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crnn_onnx.synth.backgrounds import BackgroundBank
+from crnn_onnx.synth.dataset import synth_samples, write_dataset
+from crnn_onnx.synth.fonts import discover_fonts
+from crnn_onnx.synth.scene import MAX_NEIGHBOUR_VISIBLE, _crop_box, render_scene_word
+from crnn_onnx.synth.words import normalise_label
+
+pytest.importorskip("PIL", reason="the generator needs Pillow (the 'synth' extra)")
+
+
+@pytest.fixture(scope="module")
+def bank() -> BackgroundBank:
+    """Three noisy 'photographs', made here."""
+    rng = np.random.default_rng(0)
+    return BackgroundBank([rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+                           for _ in range(3)])
+
+
+@pytest.fixture(scope="module")
+def dejavu() -> list[Path]:
+    fonts = [p for p in discover_fonts() if p.name == "DejaVuSans.ttf"]
+    if not fonts:
+        pytest.skip("DejaVuSans.ttf is not installed")
+    return fonts
+
+
+def test_scene_crops_are_reproducible_and_well_formed(bank: BackgroundBank,
+                                                      dejavu: list[Path]) -> None:
+    for seed in range(12):
+        a = render_scene_word("Crossing42", dejavu[0], random.Random(seed), bank)
+        b = render_scene_word("Crossing42", dejavu[0], random.Random(seed), bank)
+        assert np.array_equal(a, b)
+        assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
+        assert a.shape[0] >= 8 and a.shape[1] > a.shape[0]
+
+
+def test_realism_off_renders_the_sets_of_before(tmp_path: Path) -> None:
+    fonts = discover_fonts("train")[:2]
+
+    def render(name: str, **kwargs: float) -> tuple[str, list[bytes]]:
+        labels = write_dataset(tmp_path / name, 6, split="train", seed=8, fonts=fonts, **kwargs)
+        images = [p.read_bytes() for p in sorted(labels.parent.glob("*.png"))]
+        return labels.read_text(encoding="utf-8"), images
+
+    default = render("default")
+    assert render("zero", realism=0.0) == default
+    assert render("scene", realism=1.0)[1] != default[1]
+
+
+def test_realism_outside_zero_to_one_is_refused() -> None:
+    from crnn_onnx.errors import CRNNError
+
+    with pytest.raises(CRNNError, match="realism"):
+        next(synth_samples(1, realism=1.5))
+
+
+def test_scene_labels_are_what_the_shipped_model_reads(bank: BackgroundBank,
+                                                       dejavu: list[Path]) -> None:
+    """Labels match what is drawn: the shipped model reads most scene crops as labelled (a
+    label naming a neighbour's letter, or a word cut off, would fail this)."""
+    from crnn_onnx.predictor import Predictor
+
+    samples = list(synth_samples(40, split="train", seed=21, fonts=dejavu, realism=1.0,
+                                 backgrounds=bank))
+    assert all(s.label == normalise_label(s.text) for s in samples)
+    read = Predictor(_shipped(), "cpu").predict([s.image for s in samples])
+    matches = sum(p.text == s.label for p, s in zip(read, samples, strict=True))
+    assert matches >= 28, [(p.text, s.label) for p, s in zip(read, samples, strict=True)]
+
+
+def _shipped() -> Path:
+    from crnn_onnx.weights import default_model_path
+
+    return default_model_path()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_crop_box_keeps_the_word_and_at_most_a_sliver_of_a_neighbour(seed: int) -> None:
+    size = 40
+    text = np.zeros((80, 400), np.float32)
+    text[20:60, 100:300] = 1.0  # the word's ink
+    side = np.zeros_like(text)
+    side[20:60, 60:85] = 1.0  # a neighbouring letter 15 px to the left
+    side[20:60, 315:340] = 1.0  # and one to the right
+    top, bottom, left, right = _crop_box(text, side, random.Random(seed), size)
+    sliver = MAX_NEIGHBOUR_VISIBLE * 0.5 * size
+    assert left <= 100 + 0.06 * 40 and right >= 300 - 0.06 * 40  # the word stays in
+    assert 85 - left <= sliver and right - 315 <= sliver  # neighbours only as a sliver
+    assert top < 60 and bottom > 20
