@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.predictor import Prediction
+from crnn_onnx.inference.predictor import Prediction
 
 __all__ = ["FORMATS", "OutputFormat", "RecordWriter", "atomic_output", "output_record"]
 
@@ -43,7 +43,8 @@ _DECIMALS = 6
 
 
 class RecordWriter:
-    """Write :class:`~crnn_onnx.predictor.Prediction` records to a text stream in one format.
+    """Write :class:`~crnn_onnx.inference.predictor.Prediction` records to a text stream in one
+    format.
 
     Args:
         stream: where to write (stdout, or a file opened with ``newline=""``).
@@ -148,7 +149,7 @@ def _text_field(value: str) -> str:
 
 def output_record(prediction: Prediction) -> dict[str, Any]:
     """The record every format writes: :meth:`Prediction.to_record` with the confidence
-    rounded to the written precision (also used for Parquet by :mod:`crnn_onnx.ray_bulk`)."""
+    rounded to the written precision (also used for Parquet by :mod:`crnn_onnx.scale.ray_bulk`)."""
     record = prediction.to_record()
     if record["confidence"] is not None:
         record["confidence"] = round(record["confidence"], _DECIMALS)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from crnn_onnx.checkpoint import load_checkpoint, save_checkpoint
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.exporter import export_checkpoint
+from crnn_onnx.export.checkpoint import load_checkpoint, save_checkpoint
+from crnn_onnx.export.exporter import export_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

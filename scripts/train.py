@@ -40,10 +40,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crnn_onnx.checkpoint import load_checkpoint, save_checkpoint
 from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
-from crnn_onnx.decoder import ctc_greedy_decode
-from crnn_onnx.model import CRNN, sequence_length
+from crnn_onnx.export.checkpoint import load_checkpoint, save_checkpoint
+from crnn_onnx.export.model import CRNN, sequence_length
+from crnn_onnx.inference.decoder import ctc_greedy_decode
 from crnn_onnx.training.augment import augment_crop
 from crnn_onnx.training.canvas import resize_and_pad
 from crnn_onnx.training.real import RealCrop, read_real_folder, validation_split

@@ -44,7 +44,7 @@ def random_model():
     Session-scoped: do not modify it. Tests using it are skipped without torch.
     """
     torch = pytest.importorskip("torch", reason="needs the export extra (torch)")
-    from crnn_onnx.model import CRNN
+    from crnn_onnx.export.model import CRNN
 
     with torch.random.fork_rng():
         torch.manual_seed(MODEL_SEED)
@@ -99,7 +99,7 @@ def exported_model(upstream_checkpoint: Path, default_config: CRNNConfig,
 
     Its logits equal ``random_model``'s; tests compare the two.
     """
-    from crnn_onnx.exporter import export_checkpoint
+    from crnn_onnx.export.exporter import export_checkpoint
 
     output = tmp_path_factory.mktemp("onnx") / "crnn.onnx"
     report = export_checkpoint(upstream_checkpoint, default_config, output, verify=False)

@@ -31,12 +31,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from crnn_onnx import images
 from crnn_onnx.cli import app
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.images import read_image
-from crnn_onnx.predictor import Predictor
-from crnn_onnx.session import OrtSession
+from crnn_onnx.inference import images
+from crnn_onnx.inference.engines.onnxruntime import OrtSession
+from crnn_onnx.inference.images import read_image
+from crnn_onnx.inference.predictor import Predictor
 
 runner = CliRunner()
 POSIX = os.name == "posix"

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxruntime)")
 
-from crnn_onnx.benchmark import (
+from crnn_onnx.cli import app
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.perf.benchmark import (
     BenchmarkReport,
     EngineTiming,
     PipelineReport,
@@ -20,8 +22,6 @@ from crnn_onnx.benchmark import (
     format_text,
     run_benchmark,
 )
-from crnn_onnx.cli import app
-from crnn_onnx.errors import CRNNError
 
 runner = CliRunner()
 FAST = {"seconds": 0.02, "warmup": 1}

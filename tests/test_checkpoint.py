@@ -12,10 +12,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="needs the export extra (torch)")
 
-from crnn_onnx.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
-from crnn_onnx.model import CRNN  # noqa: E402
+from crnn_onnx.export.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from crnn_onnx.export.model import CRNN  # noqa: E402
 
 
 def _assert_same_weights(model: torch.nn.Module, reference: torch.nn.Module) -> None:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crnn_onnx.cli import app
-from crnn_onnx.predictor import Predictor
+from crnn_onnx.inference.predictor import Predictor
 
 runner = CliRunner()
 

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch", reason="needs the export extra (torch)")
 onnx = pytest.importorskip("onnx", reason="needs the export extra (onnx)")
 pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxruntime)")
 
-from crnn_onnx import exporter as exporter_module  # noqa: E402
 from crnn_onnx.cli import app  # noqa: E402
-from crnn_onnx.model import CRNN  # noqa: E402
+from crnn_onnx.export import exporter as exporter_module  # noqa: E402
+from crnn_onnx.export.model import CRNN  # noqa: E402
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from crnn_onnx import weights
 from crnn_onnx.cli import app
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.predictor import Predictor
+from crnn_onnx.inference.predictor import Predictor
 
 runner = CliRunner()
 
@@ -241,7 +241,7 @@ def test_default_model_path_prefers_existing(tmp_path: Path,
 def test_predict_never_imports_torch(exported_model: Path, images: dict[str, Path]) -> None:
     code = (
         "import sys\n"
-        "import crnn_onnx.predictor, crnn_onnx.cli\n"
+        "import crnn_onnx.inference.predictor, crnn_onnx.cli\n"
         "sys.argv = ['crnn-onnx', 'predict', sys.argv[1], '--model', sys.argv[2], '-f', 'jsonl']\n"
         "try:\n"
         "    crnn_onnx.cli.main()\n"

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from crnn_onnx.config import BLANK_INDEX
-from crnn_onnx.decoder import Decoded, ctc_greedy_decode, frame_max_probs
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.inference.decoder import Decoded, ctc_greedy_decode, frame_max_probs
 
 CHARSET = tuple("abc")
 

@@ -19,10 +19,10 @@ pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxrunti
 import onnxruntime as ort  # noqa: E402
 
 from crnn_onnx import __version__  # noqa: E402
-from crnn_onnx import exporter as exporter_module  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
-from crnn_onnx.exporter import (  # noqa: E402
+from crnn_onnx.export import exporter as exporter_module  # noqa: E402
+from crnn_onnx.export.exporter import (  # noqa: E402
     INPUT_NAME,
     OUTPUT_NAME,
     VerifyReport,
@@ -30,7 +30,7 @@ from crnn_onnx.exporter import (  # noqa: E402
     export_onnx,
     verify_onnx,
 )
-from crnn_onnx.model import CRNN  # noqa: E402
+from crnn_onnx.export.model import CRNN  # noqa: E402
 
 ATOL = 1e-4
 BATCHES = (1, 3, 8)

@@ -15,11 +15,11 @@ pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxrunti
 
 from crnn_onnx.cli import app  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
-from crnn_onnx.decoder import ctc_greedy_decode  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
-from crnn_onnx.exporter import export_checkpoint  # noqa: E402
-from crnn_onnx.fp16 import FP16_ATOL, PRECISION_KEY, is_fp16, to_fp16  # noqa: E402
-from crnn_onnx.session import OrtSession, SessionOptions  # noqa: E402
+from crnn_onnx.export.exporter import export_checkpoint  # noqa: E402
+from crnn_onnx.export.fp16 import FP16_ATOL, PRECISION_KEY, is_fp16, to_fp16  # noqa: E402
+from crnn_onnx.inference.decoder import ctc_greedy_decode  # noqa: E402
+from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions  # noqa: E402
 
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
 

@@ -6,7 +6,7 @@ result that satisfies the documented contract. Examples are few (seconds in all)
 derandomized, so CI sees the same ones every run and writes no example database; a longer
 campaign is a matter of raising max_examples and dropping derandomize (the mutation fuzzer
 ran some 250,000 files that way; it found the PNG chunk-length bomb that
-crnn_onnx.image_headers.structure_problem now refuses).
+crnn_onnx.inference.image_headers.structure_problem now refuses).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from PIL import Image
 
 from crnn_onnx.config import MAX_WIDTH, CRNNConfig, load_config
-from crnn_onnx.decoder import ctc_greedy_decode, nonfinite_sequences
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.images import MAX_PIXELS, decode_image, to_bgr_uint8
-from crnn_onnx.preprocess import preprocess, target_width
+from crnn_onnx.inference.decoder import ctc_greedy_decode, nonfinite_sequences
+from crnn_onnx.inference.images import MAX_PIXELS, decode_image, to_bgr_uint8
+from crnn_onnx.inference.preprocess import preprocess, target_width
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crnn_onnx import images
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.image_headers import header_size, structure_problem
-from crnn_onnx.images import decode_image
+from crnn_onnx.inference import images
+from crnn_onnx.inference.image_headers import header_size, structure_problem
+from crnn_onnx.inference.images import decode_image
 
 W, H = 37, 13  # odd sizes, so that a swapped width and height shows
 
@@ -130,7 +130,7 @@ def test_opencv_limit_is_set_before_cv2_loads() -> None:
     which refuses a Sun raster (no parser here) claiming 10000 x 10000 before decoding."""
     code = (
         "import struct, crnn_onnx, cv2\n"
-        "from crnn_onnx.images import MAX_PIXELS, decode_image\n"
+        "from crnn_onnx.inference.images import MAX_PIXELS, decode_image\n"
         "import os; assert os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'] == str(MAX_PIXELS)\n"
         "ras = struct.pack('>8I', 0x59A66A95, 10000, 10000, 8, 0, 1, 0, 0) + bytes(64)\n"
         "try:\n"

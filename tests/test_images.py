@@ -12,9 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crnn_onnx import images
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.images import ImageSource, decode_image, expand_paths, read_image, to_bgr_uint8
+from crnn_onnx.inference import images
+from crnn_onnx.inference.images import (
+    ImageSource,
+    decode_image,
+    expand_paths,
+    read_image,
+    to_bgr_uint8,
+)
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from crnn_onnx.machine import LoadMeter, describe_machine, package_versions
+from crnn_onnx.perf.machine import LoadMeter, describe_machine, package_versions
 
 
 def test_machine_description_counts_the_cpus() -> None:

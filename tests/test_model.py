@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="needs the export extra (torch)")
 
-from crnn_onnx.model import CRNN, IMAGE_HEIGHT, sequence_length  # noqa: E402
+from crnn_onnx.export.model import CRNN, IMAGE_HEIGHT, sequence_length  # noqa: E402
 
 
 def _bn(channels: int, index: int) -> dict[str, tuple[int, ...]]:

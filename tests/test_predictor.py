@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.images import ImageSource
-from crnn_onnx.predictor import Prediction, Predictor, default_io_workers
+from crnn_onnx.inference.images import ImageSource
+from crnn_onnx.inference.predictor import Prediction, Predictor, default_io_workers
 
 
 def word_image(text: str, height: int = 32, scale: float = 1.0, seed: int = 0) -> np.ndarray:

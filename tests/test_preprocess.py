@@ -10,8 +10,8 @@ import pytest
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.images import to_bgr_uint8
-from crnn_onnx.preprocess import (
+from crnn_onnx.inference.images import to_bgr_uint8
+from crnn_onnx.inference.preprocess import (
     BUCKET_STEP,
     MAX_BUCKET_WIDTH,
     batch,

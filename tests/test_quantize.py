@@ -17,14 +17,14 @@ pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxrunti
 from crnn_onnx.cli import app  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
-from crnn_onnx.predictor import Predictor  # noqa: E402
-from crnn_onnx.quantize import (  # noqa: E402
+from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions  # noqa: E402
+from crnn_onnx.inference.predictor import Predictor  # noqa: E402
+from crnn_onnx.perf.quantize import (  # noqa: E402
     QUANTIZATION_KEY,
     calibration_images,
     default_output,
     quantize_model,
 )
-from crnn_onnx.session import OrtSession, SessionOptions  # noqa: E402
 
 runner = CliRunner()
 

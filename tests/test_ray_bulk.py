@@ -1,4 +1,4 @@
-"""``crnn-onnx bulk`` and crnn_onnx.ray_bulk on a small local Ray instance.
+"""``crnn-onnx bulk`` and crnn_onnx.scale.ray_bulk on a small local Ray instance.
 
 Starting Ray takes seconds on a small machine, so the module shares one instance (2 CPUs, no
 dashboard), started on first use and shut down at the end; each Ray run starts its actors
@@ -91,9 +91,9 @@ def test_bulk_parquet_from_file_uris_holds_the_same_records(
     ray_local: object, words: Path, exported_model: Path, tmp_path: Path
 ) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
-    from crnn_onnx.predictor import Predictor
-    from crnn_onnx.ray_bulk import bulk_predict
+    from crnn_onnx.inference.predictor import Predictor
     from crnn_onnx.records import output_record
+    from crnn_onnx.scale.ray_bulk import bulk_predict
 
     output = tmp_path / "bulk.parquet"
     report = bulk_predict([words.as_uri(), (tmp_path / "nothing-here").as_uri()], output,
@@ -117,7 +117,7 @@ def test_bulk_parquet_from_file_uris_holds_the_same_records(
 def test_bulk_refuses_more_workers_than_the_cluster_holds(
     ray_local: object, words: Path, exported_model: Path, tmp_path: Path
 ) -> None:
-    from crnn_onnx.ray_bulk import bulk_predict
+    from crnn_onnx.scale.ray_bulk import bulk_predict
 
     with pytest.raises(CRNNError, match=r"3 worker\(s\) x \(1 CPU, 0 GPU\) do not fit"):
         bulk_predict([words], tmp_path / "out.jsonl", model_path=exported_model, workers=3)
@@ -134,7 +134,7 @@ def test_a_worker_failure_surfaces_as_the_toolkit_error(
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA: the actors would not fail")
-    from crnn_onnx.ray_bulk import bulk_predict
+    from crnn_onnx.scale.ray_bulk import bulk_predict
 
     with pytest.raises(CRNNError) as caught:
         bulk_predict([words], tmp_path / "out.jsonl", model_path=exported_model,
@@ -169,7 +169,7 @@ def test_cli_and_library_import_without_ray_or_pyarrow() -> None:
     code = (
         "import sys\n"
         "sys.modules['ray'] = sys.modules['pyarrow'] = None\n"
-        "import crnn_onnx.cli, crnn_onnx.ray_bulk, crnn_onnx.triton\n"
+        "import crnn_onnx.cli, crnn_onnx.scale.ray_bulk, crnn_onnx.scale.triton\n"
         "sys.argv = ['crnn-onnx', '--help']\n"
         "try:\n"
         "    crnn_onnx.cli.main()\n"

@@ -67,7 +67,7 @@ def test_scene_labels_are_what_the_shipped_model_reads(bank: BackgroundBank,
                                                        dejavu: list[Path]) -> None:
     """Labels match what is drawn: the shipped model reads most scene crops as labelled (a
     label naming a neighbour's letter, or a word cut off, would fail this)."""
-    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.inference.predictor import Predictor
 
     samples = list(synth_samples(40, split="train", seed=21, fonts=dejavu, realism=1.0,
                                  backgrounds=bank))

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from crnn_onnx.predictor import Predictor
-from crnn_onnx.session import OrtSession, SessionOptions
+from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions
+from crnn_onnx.inference.predictor import Predictor
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 BASH = shutil.which("bash")

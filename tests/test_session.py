@@ -12,8 +12,8 @@ import pytest
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.predictor import Predictor
-from crnn_onnx.session import OrtSession, SessionOptions, sequence_length
+from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions, sequence_length
+from crnn_onnx.inference.predictor import Predictor
 
 HAS_CUDA = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
@@ -27,7 +27,7 @@ def cpu_session(exported_model: Path) -> OrtSession:
 def static_model(random_model, default_config: CRNNConfig,
                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fixed (1, 3, 32, 100) export, like upstream's own."""
-    from crnn_onnx.exporter import export_onnx
+    from crnn_onnx.export.exporter import export_onnx
 
     path = tmp_path_factory.mktemp("static") / "static.onnx"
     return export_onnx(random_model, default_config, path, dynamic=False)
@@ -61,10 +61,10 @@ def test_cpu_session_reads_graph_and_metadata(cpu_session: OrtSession,
 @pytest.mark.skipif(HAS_CUDA, reason="checks the CPU-only build's message")
 def test_auto_logs_one_provider_line(exported_model: Path,
                                      caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="crnn_onnx.session"):
+    with caplog.at_level(logging.DEBUG, logger="crnn_onnx.inference.engines.onnxruntime"):
         session = OrtSession(exported_model, SessionOptions(device="auto"))
     assert session.provider == "CPUExecutionProvider"
-    lines = [r for r in caplog.records if r.name == "crnn_onnx.session"]
+    lines = [r for r in caplog.records if r.name == "crnn_onnx.inference.engines.onnxruntime"]
     assert len(lines) == 1
     assert lines[0].levelno == logging.INFO
     assert "running on CPUExecutionProvider" in lines[0].getMessage()
@@ -88,10 +88,10 @@ def test_cuda_that_fails_to_load_is_never_silent(
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: providers)
     with pytest.raises(CRNNError, match=r"CUDAExecutionProvider failed to load: .+"):
         OrtSession(exported_model, SessionOptions(device="cuda"))
-    with caplog.at_level(logging.INFO, logger="crnn_onnx.session"):
+    with caplog.at_level(logging.INFO, logger="crnn_onnx.inference.engines.onnxruntime"):
         session = OrtSession(exported_model, SessionOptions(device="auto"))
     assert session.device == "cpu"
-    (record,) = [r for r in caplog.records if r.name == "crnn_onnx.session"]
+    (record,) = [r for r in caplog.records if r.name == "crnn_onnx.inference.engines.onnxruntime"]
     assert record.levelno == logging.WARNING
     assert "CUDAExecutionProvider is installed but failed to load" in record.getMessage()
 
@@ -156,7 +156,7 @@ def test_frames_follow_width(cpu_session: OrtSession, width: int) -> None:
 
 
 def test_sequence_length_matches_the_torch_model() -> None:
-    model = pytest.importorskip("crnn_onnx.model", reason="needs torch")
+    model = pytest.importorskip("crnn_onnx.export.model", reason="needs torch")
     for width in (4, 5, 99, 100, 800):
         assert sequence_length(width) == model.sequence_length(width)
 

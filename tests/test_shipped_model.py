@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from crnn_onnx.cli import app
 from crnn_onnx.config import CRNNConfig, load_config
-from crnn_onnx.predictor import Predictor
+from crnn_onnx.inference.predictor import Predictor
 from crnn_onnx.weights import default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def test_shipped_onnx_is_the_export_of_the_shipped_checkpoint(shipped: Predictor
     pytest.importorskip("torch")
     import torch
 
-    from crnn_onnx.checkpoint import load_checkpoint
+    from crnn_onnx.export.checkpoint import load_checkpoint
 
     model = load_checkpoint(CHECKPOINT, CRNNConfig())
     batch = np.random.default_rng(0).normal(size=(3, 3, 32, 160)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""crnn_onnx.triton and ``crnn-onnx triton-repo``: the repository Triton would load.
+"""crnn_onnx.scale.triton and ``crnn-onnx triton-repo``: the repository Triton would load.
 
 Triton itself cannot run here, so the config is checked against Triton's own ModelConfig
 message (shipped in tritonclient) and the batch-first model is run in ONNX Runtime.
@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from crnn_onnx.cli import app
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.triton import (
+from crnn_onnx.scale.triton import (
     TRITON_OUTPUT_NAME,
     TritonRepository,
     batch_first_model,
@@ -106,10 +106,10 @@ def test_client_recipe_decodes_like_the_predictor(repo: TritonRepository,
     """The README's client steps, with ONNX Runtime standing in for Triton."""
     import onnxruntime as ort
 
-    from crnn_onnx.decoder import ctc_greedy_decode
-    from crnn_onnx.images import read_image
-    from crnn_onnx.predictor import Predictor
-    from crnn_onnx.preprocess import preprocess
+    from crnn_onnx.inference.decoder import ctc_greedy_decode
+    from crnn_onnx.inference.images import read_image
+    from crnn_onnx.inference.predictor import Predictor
+    from crnn_onnx.inference.preprocess import preprocess
 
     paths = []
     for word in ["tango", "quebec", "xray"]:
@@ -201,7 +201,7 @@ def test_cli_triton_repo(exported_model: Path, tmp_path: Path) -> None:
 def test_predict_refuses_the_batch_first_model(repo: TritonRepository) -> None:
     """Decoding (N, T, C) as (T, N, C) would give wrong text silently: it must be refused."""
     from crnn_onnx.errors import CRNNError
-    from crnn_onnx.session import OrtSession
+    from crnn_onnx.inference.engines.onnxruntime import OrtSession
 
     with pytest.raises(CRNNError, match="batch-first"):
         OrtSession(repo.model_file)

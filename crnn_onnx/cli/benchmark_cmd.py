@@ -88,7 +88,7 @@ def benchmark(
     """Time torch eager, ONNX Runtime fp32/int8/fp16 and predict's pipeline on the same inputs."""
     import json
 
-    from crnn_onnx.benchmark import ENGINES, format_text, run_benchmark
+    from crnn_onnx.perf.benchmark import ENGINES, format_text, run_benchmark
 
     sizes = _int_list(batch_sizes, "--batch-sizes")
     names = [name.strip() for name in engines.split(",") if name.strip()]

@@ -55,8 +55,8 @@ def evaluate(
     """Measure word accuracy, CER, accuracy by length and confusions on a labelled set."""
     import json
 
-    from crnn_onnx.evaluate import read_labels, score
-    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.evaluation.evaluate import read_labels, score
+    from crnn_onnx.inference.predictor import Predictor
 
     with errors_to_exit():
         items = read_labels(labels)

@@ -54,13 +54,13 @@ def export(
         try:
             import torch  # noqa: F401  (checked first: the export extra's main dependency)
 
-            from crnn_onnx.exporter import export_checkpoint
+            from crnn_onnx.export.exporter import export_checkpoint
         except ModuleNotFoundError as err:
             if err.name not in ("torch", "onnx"):
                 raise
             raise CRNNError(f"export needs {err.name}: pip install 'crnn-onnx[export]'") from None
         from crnn_onnx.config import load_config
-        from crnn_onnx.fp16 import FP16_ATOL
+        from crnn_onnx.export.fp16 import FP16_ATOL
 
         cfg = load_config(config)
         atol = atol if atol is not None else FP16_ATOL if fp16 else 1e-4
@@ -130,7 +130,7 @@ def quantize(
 ) -> None:
     """Quantize a model to int8 for the CPU (static, calibrated on word images)."""
     with errors_to_exit():
-        from crnn_onnx.quantize import quantize_model
+        from crnn_onnx.perf.quantize import quantize_model
 
         cfg = config_override(config)
         report = quantize_model(

@@ -82,8 +82,8 @@ def predict(
     """Recognise the text in word images; results on stdout, exit 1 if any input failed."""
     import sys
 
-    from crnn_onnx.images import expand_paths
-    from crnn_onnx.predictor import Predictor
+    from crnn_onnx.inference.images import expand_paths
+    from crnn_onnx.inference.predictor import Predictor
     from crnn_onnx.records import RecordWriter, atomic_output
 
     total = failed = 0

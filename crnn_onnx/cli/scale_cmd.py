@@ -109,7 +109,7 @@ def bulk(
                                  "reserves", param_hint="'--gpus-per-worker'")
     gpus = gpus_per_worker or (1.0 if device is Device.cuda else 0.0)
     with errors_to_exit(), predict_logging(quiet), _ray_logging(quiet):
-        from crnn_onnx.ray_bulk import bulk_predict, ray_session
+        from crnn_onnx.scale.ray_bulk import bulk_predict, ray_session
 
         cfg = config_override(config)
         model_path = model_or_default(model)
@@ -168,7 +168,7 @@ def triton_repo(
     """
 
     with errors_to_exit():
-        from crnn_onnx.triton import write_model_repository
+        from crnn_onnx.scale.triton import write_model_repository
 
         cfg = config_override(config)
         model_path = model_or_default(model)

@@ -78,8 +78,8 @@ def synth_samples(n: int, *, split: Split = "train", seed: int = 0,
                 image = render_scene_word(text, font, rng, bank)
             else:
                 image = render_word(text, font, rng)
-        except (CRNNError, OSError, ValueError):
-            continue  # a font missing a glyph; draw again
+        except (CRNNError, OSError, ValueError, cv2.error):
+            continue  # a font missing a glyph, or a degenerate crop of a tiny text: draw again
         yield Sample(image=image, label=normalise_label(text), text=text, font=font.name)
         produced += 1
 

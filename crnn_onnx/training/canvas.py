@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.preprocess import resized_width
+from crnn_onnx.inference.preprocess import resized_width
 
 __all__ = ["resize_and_pad"]
 

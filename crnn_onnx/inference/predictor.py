@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.decoder import ctc_greedy_decode, nonfinite_sequences
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.images import ImageSource, expand_paths, read_image, to_bgr_uint8
-from crnn_onnx.preprocess import WIDTH_POLICIES, WidthPolicy, preprocess, target_width
-from crnn_onnx.session import Device, OrtSession, SessionOptions
+from crnn_onnx.inference.decoder import ctc_greedy_decode, nonfinite_sequences
+from crnn_onnx.inference.engines.onnxruntime import Device, OrtSession, SessionOptions
+from crnn_onnx.inference.images import ImageSource, expand_paths, read_image, to_bgr_uint8
+from crnn_onnx.inference.preprocess import WIDTH_POLICIES, WidthPolicy, preprocess, target_width
 
 __all__ = ["ImageInput", "Prediction", "Predictor", "default_io_workers"]
 
@@ -78,7 +78,7 @@ class Prediction:
     Attributes:
         path: the input's path, or ``None`` for an array input.
         text: the recognised text; ``None`` when the input failed.
-        confidence: in [0, 1] (see :func:`crnn_onnx.decoder.ctc_greedy_decode`); ``None``
+        confidence: in [0, 1] (see :func:`crnn_onnx.inference.decoder.ctc_greedy_decode`); ``None``
             when the input failed.
         char_probs: per-character probabilities, one per character of ``text``.
         error: ``None`` on success; otherwise a one-line reason.
@@ -122,7 +122,7 @@ class Predictor:
 
     Args:
         model_path: the .onnx model.
-        device: ``auto``, ``cpu`` or ``cuda`` (see :class:`~crnn_onnx.session.SessionOptions`).
+        device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: most images per model run.
         threads: ONNX Runtime intra-op threads; ``None`` for its default.
         width_policy: ``fixed`` (every image at the config width, as upstream) or ``bucket``
@@ -132,7 +132,7 @@ class Predictor:
             per core), on the CPU the cores that ONNX Runtime's intra-op threads leave free,
             at least 1 (see :func:`default_io_workers`).
         graph_optimization, cudnn_conv_algo_search: passed to
-            :class:`~crnn_onnx.session.SessionOptions` (``all`` and ``HEURISTIC`` by default).
+            the session options (``all`` and ``HEURISTIC`` by default).
 
     Thread safety: :meth:`predict` and :meth:`predict_paths` may be called from several
     threads at once on one Predictor. The shared ONNX Runtime session's ``run`` is
@@ -205,8 +205,8 @@ class Predictor:
         """Stream predictions for files, directories and glob patterns, in order.
 
         Args:
-            paths: arguments as for :func:`crnn_onnx.images.expand_paths` (expanded here),
-                or already expanded :class:`~crnn_onnx.images.ImageSource` records.
+            paths: arguments as for :func:`crnn_onnx.inference.images.expand_paths` (expanded here),
+                or already expanded :class:`~crnn_onnx.inference.images.ImageSource` records.
 
         Yields:
             One :class:`Prediction` per image file found (an argument matching nothing

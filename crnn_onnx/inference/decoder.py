@@ -58,7 +58,8 @@ def nonfinite_sequences(logits: np.ndarray) -> np.ndarray:
     """Which sequences of a (T, N, C) logits batch hold a NaN or infinite value.
 
     Returns:
-        (N,) bool array. :class:`~crnn_onnx.predictor.Predictor` uses it to turn such inputs
+        (N,) bool array. The :class:`~crnn_onnx.inference.predictor.Predictor` uses it to
+        turn such inputs
         into error records and decode the rest, since :func:`ctc_greedy_decode` refuses them.
     """
     x = np.asarray(logits)

@@ -104,7 +104,7 @@ def preprocess(image: np.ndarray, config: CRNNConfig, width: int | None = None) 
         kind = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
         raise CRNNError(
             f"expected a uint8 BGR image, got {kind}; convert it with "
-            "crnn_onnx.images.to_bgr_uint8"
+            "crnn_onnx.inference.images.to_bgr_uint8"
         )
     if image.ndim != 3 or image.shape[2] != 3:
         raise CRNNError(f"expected an (H, W, 3) BGR image, got shape {image.shape}")

@@ -14,7 +14,7 @@ Every reader returns what upstream's ``cv2.imread`` returns for an ordinary imag
 * 16-bit images are scaled to 8 bits by ``>> 8`` (as ``cv2.imread`` does);
 * images over :data:`MAX_PIXELS` are refused from the file header, before any memory is
   spent decoding them (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM: see
-  :mod:`crnn_onnx.image_headers`; OpenCV's own limit, set to the same value, covers the
+  :mod:`crnn_onnx.inference.image_headers`; OpenCV's own limit, set to the same value, covers the
   rest), and checked again on the decoded array.
 
 JPEG files are decoded with ``cv2.IMREAD_COLOR`` (JPEG has no alpha), which applies the EXIF
@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.image_headers import header_size, structure_problem
+from crnn_onnx.inference.image_headers import header_size, structure_problem
 
 __all__ = [
     "IMAGE_EXTENSIONS",

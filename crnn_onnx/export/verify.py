@@ -1,7 +1,7 @@
 """Check an exported ONNX file against its PyTorch model, with ONNX Runtime on the CPU.
 
 :func:`verify_onnx` feeds the same seeded random batches to both and reports the largest
-absolute difference of the logits per (batch, width); :func:`crnn_onnx.exporter.
+absolute difference of the logits per (batch, width); :func:`crnn_onnx.export.exporter.
 export_checkpoint` publishes a file only when that difference is within tolerance. Imports
 torch; ONNX Runtime is imported on first use.
 """
@@ -21,8 +21,8 @@ from torch import nn
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.model import eval_mode
-from crnn_onnx.ort_env import import_onnxruntime, ort_errors
+from crnn_onnx.export.model import eval_mode
+from crnn_onnx.inference.engines.ort_env import import_onnxruntime, ort_errors
 
 __all__ = ["VerifyCase", "VerifyReport", "require_onnxruntime", "verify_onnx"]
 

@@ -15,11 +15,11 @@ import numpy as np
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.images import MAX_FILE_BYTES, decode_image
-from crnn_onnx.predictor import ImageInput, Prediction, Predictor
-from crnn_onnx.preprocess import WidthPolicy
-from crnn_onnx.ray_inputs import import_pyarrow, import_ray
-from crnn_onnx.session import Device
+from crnn_onnx.inference.engines.onnxruntime import Device
+from crnn_onnx.inference.images import MAX_FILE_BYTES, decode_image
+from crnn_onnx.inference.predictor import ImageInput, Prediction, Predictor
+from crnn_onnx.inference.preprocess import WidthPolicy
+from crnn_onnx.scale.ray_inputs import import_pyarrow, import_ray
 
 __all__ = ["RecognizeBatch", "display_path", "result_schema"]
 
@@ -49,7 +49,7 @@ class RecognizeBatch:
             temporary file to build the session, then removed).
         filesystems: pyarrow filesystems for the rows' ``fs_index``.
         config, device, batch_size, threads, width_policy: as for
-            :class:`~crnn_onnx.predictor.Predictor`.
+            :class:`~crnn_onnx.inference.predictor.Predictor`.
 
     Called with a ``pyarrow.Table`` of rows ``index``, ``path`` (binary,
     ``os.fsencode``), ``error``, ``fs_index``, ``fs_path``; returns a ``pyarrow.Table`` of

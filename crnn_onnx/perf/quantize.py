@@ -50,9 +50,9 @@ import numpy as np
 
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
-from crnn_onnx.decoder import ctc_greedy_decode
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.session import OrtSession, SessionOptions
+from crnn_onnx.inference.decoder import ctc_greedy_decode
+from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -140,8 +140,8 @@ def calibration_images(
     Raises:
         CRNNError: the folder holds no readable image; synthetic rendering unavailable.
     """
-    from crnn_onnx.images import expand_paths, read_image
-    from crnn_onnx.preprocess import preprocess
+    from crnn_onnx.inference.images import expand_paths, read_image
+    from crnn_onnx.inference.preprocess import preprocess
 
     if count < 1:
         raise CRNNError(f"the calibration needs at least 1 image, got count={count}")
@@ -359,7 +359,7 @@ def _import_quantization() -> tuple[ModuleType, ModuleType]:
 
 
 def _check_quantizable(path: Path, proto: Any, metadata: dict[str, str]) -> None:
-    from crnn_onnx.fp16 import PRECISION_KEY
+    from crnn_onnx.export.fp16 import PRECISION_KEY
 
     if QUANTIZATION_KEY in metadata or any(n.op_type in _QUANTIZED_OPS for n in proto.graph.node):
         raise CRNNError(f"{path} is quantized already; quantize the fp32 model it came from")

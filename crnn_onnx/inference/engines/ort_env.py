@@ -1,7 +1,8 @@
 """The installed ONNX Runtime: importing it, its exception types, its errors as message
 lines, which wheel provides it, and why its CUDA provider does not load.
 
-Kept apart from :mod:`crnn_onnx.session` (which runs models) so that the exporter's
+Kept apart from :mod:`crnn_onnx.inference.engines.onnxruntime` (which runs models) so that
+the exporter's
 verification and the session share one copy of these diagnostics.
 """
 

@@ -12,7 +12,7 @@ Everything runs in one process on the same inputs, so the ratios are fair:
   over torch and over ``ort``.
 * **Pipeline** (with ``images``): the stages of ``predict`` timed one after the other on
   the same files (image decode, preprocessing with batching, inference, CTC decoding),
-  then :class:`~crnn_onnx.predictor.Predictor` end to end on those files. Its throughput
+  then :class:`~crnn_onnx.inference.predictor.Predictor` end to end on those files. Its throughput
   against the inference stage alone ("model-only") says how well reading overlaps
   inference.
 * **Start-up**: one-image ``crnn-onnx predict`` as a whole process, start to exit.
@@ -20,8 +20,8 @@ Everything runs in one process on the same inputs, so the ratios are fair:
 Timings on a busy machine mean little: the report gives the share of the CPUs that other
 processes used while it ran (Linux), so a reader can tell.
 
-The report types and their text tables live in :mod:`crnn_onnx.benchmark_report` (and are
-importable from here too), the machine description and load meter in :mod:`crnn_onnx.machine`.
+The report types and their text tables live in :mod:`crnn_onnx.perf.report` (and are
+importable from here too), the machine description and load meter in :mod:`crnn_onnx.perf.machine`.
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
-from crnn_onnx.benchmark_report import (
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.inference.engines.onnxruntime import Device, OrtSession, SessionOptions
+from crnn_onnx.perf.machine import LoadMeter, describe_machine, package_versions
+from crnn_onnx.perf.report import (
     BenchmarkReport,
     EngineTiming,
     PipelineReport,
     StageTiming,
     format_text,
 )
-from crnn_onnx.config import CRNNConfig
-from crnn_onnx.errors import CRNNError
-from crnn_onnx.machine import LoadMeter, describe_machine, package_versions
-from crnn_onnx.session import Device, OrtSession, SessionOptions
 
 __all__ = [
     "ENGINES",
@@ -75,7 +75,7 @@ Runner = Callable[[np.ndarray], np.ndarray]
 def _torch_runner(ckpt: Path, config: CRNNConfig, threads: int) -> Runner:
     import torch
 
-    from crnn_onnx.checkpoint import load_checkpoint
+    from crnn_onnx.export.checkpoint import load_checkpoint
 
     torch.set_num_threads(threads)
     model = load_checkpoint(ckpt, config).eval()
@@ -189,7 +189,7 @@ def _timing(engine: str, x: np.ndarray, samples: list[float]) -> EngineTiming:
 
 
 def _image_files(images: Path, limit: int) -> list[str]:
-    from crnn_onnx.images import expand_paths
+    from crnn_onnx.inference.images import expand_paths
 
     files = [src.path for src in expand_paths([images]) if src.error is None]
     if not files:
@@ -204,8 +204,8 @@ def _inputs(files: list[str] | None, config: CRNNConfig, width: int, count: int
     if not files:
         return np.random.default_rng(0).standard_normal((count, 3, config.height, width),
                                                         dtype=np.float32)
-    from crnn_onnx.images import read_image
-    from crnn_onnx.preprocess import preprocess
+    from crnn_onnx.inference.images import read_image
+    from crnn_onnx.inference.preprocess import preprocess
 
     tensors = [preprocess(read_image(f), config, width) for f in files[:count]]
     return np.stack([tensors[i % len(tensors)] for i in range(count)])
@@ -218,10 +218,10 @@ def _pipeline(files: list[str], source: str, model: Path, session: OrtSession, *
     Inference alone and the Predictor end to end alternate for :data:`_ROUNDS` rounds
     (their times averaged), so that a load that comes and goes touches both alike.
     """
-    from crnn_onnx.decoder import ctc_greedy_decode
-    from crnn_onnx.images import read_image
-    from crnn_onnx.predictor import Predictor
-    from crnn_onnx.preprocess import preprocess
+    from crnn_onnx.inference.decoder import ctc_greedy_decode
+    from crnn_onnx.inference.images import read_image
+    from crnn_onnx.inference.predictor import Predictor
+    from crnn_onnx.inference.preprocess import preprocess
 
     config = session.config
     n = len(files)

@@ -1,7 +1,7 @@
 """Bulk recognition's inputs: local paths and URIs listed in order, and the optional imports.
 
 Local paths expand exactly as ``crnn-onnx predict`` expands them
-(:func:`crnn_onnx.images.expand_paths`); URIs (``s3://``, ``gs://``, ``hdfs://``,
+(:func:`crnn_onnx.inference.images.expand_paths`); URIs (``s3://``, ``gs://``, ``hdfs://``,
 ``file://``) are opened with pyarrow's filesystems, a folder listed recursively in sorted
 order. Ray and pyarrow are imported only when used, and their absence is a
 :class:`~crnn_onnx.errors.CRNNError` naming the extra to install.
@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.images import IMAGE_EXTENSIONS, expand_paths
+from crnn_onnx.inference.images import IMAGE_EXTENSIONS, expand_paths
 
 __all__ = ["RAY_EXTRA_HINT", "BulkInput", "import_pyarrow", "import_ray", "list_inputs"]
 

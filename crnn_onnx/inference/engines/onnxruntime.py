@@ -2,8 +2,9 @@
 
 It picks and checks the execution provider, reads the model's input/output names, static
 sizes and crnn-onnx metadata, and runs batches, on CUDA through IO binding. onnxruntime is
-imported lazily, so ``import crnn_onnx.session`` works (and fails clearly on first use)
-without it; torch is never imported. :mod:`crnn_onnx.ort_env` explains ONNX Runtime's
+imported lazily, so importing this module works (and fails clearly on first use) without
+it; torch is never imported. :mod:`crnn_onnx.inference.engines.ort_env` explains ONNX
+Runtime's
 failures (which wheel, why CUDA did not load) in one line.
 
 Providers are verified after the session is created: ONNX Runtime silently drops a
@@ -24,7 +25,7 @@ import numpy as np
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.ort_env import (
+from crnn_onnx.inference.engines.ort_env import (
     check_model_file,
     cuda_failure_reason,
     import_onnxruntime,
@@ -67,7 +68,7 @@ _CPU_IO_BINDING_DEFAULT = False
 def sequence_length(width: int) -> int:
     """CTC frames T the CRNN emits for an input ``width``: ``W // 4 + 1``.
 
-    Mirrors :func:`crnn_onnx.model.sequence_length` (which needs torch) for the inference
+    Mirrors :func:`crnn_onnx.export.model.sequence_length` (which needs torch) for the inference
     side; the tests keep the two equal.
     """
     return width // 4 + 1

@@ -3,11 +3,11 @@
 The toolkit hands its pipeline to Ray rather than scheduling work itself:
 
 1. the driver lists the inputs: local paths exactly as ``crnn-onnx predict`` expands them
-   (:func:`crnn_onnx.images.expand_paths`), and URIs that pyarrow's filesystems open
+   (:func:`crnn_onnx.inference.images.expand_paths`), and URIs that pyarrow's filesystems open
    (``s3://``, ``gs://``, ``hdfs://``, ``file://``; a folder URI is listed recursively, in
    sorted order). One dataset row per input, numbered;
 2. ``Dataset.map_batches`` runs :class:`RecognizeBatch`, a callable class, on a fixed pool
-   of actors. Each actor builds one :class:`~crnn_onnx.predictor.Predictor` (one ONNX
+   of actors. Each actor builds one :class:`~crnn_onnx.inference.predictor.Predictor` (one ONNX
    Runtime session) and turns rows into records with the same reading, preprocessing,
    session and CTC decoding as ``predict``; an input that cannot be read becomes an error
    record, never a failed task;
@@ -20,11 +20,11 @@ needs no shared copy of it; local image paths, however, must be readable on ever
 shared filesystem), or be given as URIs. Every node needs ``crnn-onnx[ray]`` installed.
 
 Ray and pyarrow (which ``ray[data]`` brings) are imported only inside the functions that
-use them: ``import crnn_onnx.ray_bulk`` works without them, and using it without Ray raises
+use them: ``import crnn_onnx.scale.ray_bulk`` works without them, and using it without Ray raises
 :class:`~crnn_onnx.errors.CRNNError` naming the extra to install.
 
-Listing the inputs lives in :mod:`crnn_onnx.ray_inputs`, the actor in
-:mod:`crnn_onnx.ray_actor`; this module builds the dataset, runs it and writes the results.
+Listing the inputs lives in :mod:`crnn_onnx.scale.ray_inputs`, the actor in
+:mod:`crnn_onnx.scale.ray_actor`; this module builds the dataset, runs it and writes the results.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ from typing import Any, Literal
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.predictor import Prediction, Predictor
-from crnn_onnx.preprocess import WidthPolicy
-from crnn_onnx.ray_actor import RecognizeBatch
-from crnn_onnx.ray_inputs import RAY_EXTRA_HINT, import_pyarrow, import_ray, list_inputs
+from crnn_onnx.inference.engines.onnxruntime import Device
+from crnn_onnx.inference.predictor import Prediction, Predictor
+from crnn_onnx.inference.preprocess import WidthPolicy
 from crnn_onnx.records import RecordWriter, atomic_output, output_record
-from crnn_onnx.session import Device
+from crnn_onnx.scale.ray_actor import RecognizeBatch
+from crnn_onnx.scale.ray_inputs import RAY_EXTRA_HINT, import_pyarrow, import_ray, list_inputs
 
 __all__ = [
     "BULK_FORMATS",

@@ -12,7 +12,7 @@ the exported model returns ``output0`` as (T, N, C). :func:`batch_first_model` t
 appends one ``Transpose`` node to the graph and exposes its result as ``logits``
 (N, T, C); the network itself and its metadata are unchanged, so the values are exactly
 the original's, transposed. Clients transpose back to (T, N, C) for
-:func:`crnn_onnx.decoder.ctc_greedy_decode`.
+:func:`crnn_onnx.inference.decoder.ctc_greedy_decode`.
 
 The charset and preprocessing settings travel in ``parameters`` under the same keys as the
 ONNX metadata (:meth:`CRNNConfig.to_metadata`), so a client rebuilds the config from
@@ -211,7 +211,7 @@ def model_config_text(
     lines = [
         f"# Written by crnn-onnx {__version__} for the ONNX Runtime backend.",
         f"# {output_name} is (batch, frames, classes) raw CTC logits, class 0 = blank: transpose",
-        "# to (frames, batch, classes) for crnn_onnx.decoder.ctc_greedy_decode.",
+        "# to (frames, batch, classes) for crnn_onnx.inference.decoder.ctc_greedy_decode.",
         f"name: {_quote(name)}",
         'backend: "onnxruntime"',
         f"max_batch_size: {max_batch_size}",

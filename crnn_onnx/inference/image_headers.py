@@ -2,14 +2,15 @@
 
 A few kilobytes of PNG, GIF, WebP or TIFF can claim an image of billions of pixels, and a
 decoder allocates the whole canvas before it finds out the data is missing. Reading the
-size from the header first lets :func:`crnn_onnx.images.decode_image` refuse such a file
+size from the header first lets :func:`crnn_onnx.inference.images.decode_image` refuse such a file
 without spending the memory.
 
 :func:`header_size` knows PNG, JPEG, BMP, GIF, WebP (lossy, lossless, extended), TIFF
 (classic and BigTIFF, first page), the PNM family (PBM, PGM, PPM, PAM) and PFM. For the
 formats it does not know (JPEG 2000, AVIF, Radiance HDR, Sun raster), OpenCV's own limit
 applies: ``crnn_onnx`` sets ``OPENCV_IO_MAX_IMAGE_PIXELS`` to
-:data:`crnn_onnx.images.MAX_PIXELS` unless it is set already (see ``crnn_onnx/__init__.py``).
+:data:`crnn_onnx.inference.images.MAX_PIXELS` unless it is set already (see
+``crnn_onnx/__init__.py``).
 
 Parsers never raise: a malformed or truncated header gives ``None`` and the decoder, which
 is the authority on validity, decides.

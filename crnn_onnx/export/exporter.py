@@ -32,11 +32,11 @@ from torch import nn
 
 from crnn_onnx import __version__
 from crnn_onnx.atomic import atomic_path
-from crnn_onnx.checkpoint import load_checkpoint
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.model import eval_mode
-from crnn_onnx.verify import VerifyCase, VerifyReport, require_onnxruntime, verify_onnx
+from crnn_onnx.export.checkpoint import load_checkpoint
+from crnn_onnx.export.model import eval_mode
+from crnn_onnx.export.verify import VerifyCase, VerifyReport, require_onnxruntime, verify_onnx
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -144,7 +144,7 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
     """Export ``model`` to ``path`` (one self-contained file) with metadata, then check it.
 
     With ``fp16`` the graph is converted to float16 (float32 input and output) before it is
-    written; see :mod:`crnn_onnx.fp16`.
+    written; see :mod:`crnn_onnx.export.fp16`.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CRNNError(f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET}")
@@ -181,7 +181,7 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     if fp16:
-        from crnn_onnx.fp16 import to_fp16
+        from crnn_onnx.export.fp16 import to_fp16
 
         proto = to_fp16(proto)
     try:
@@ -248,14 +248,14 @@ def export_checkpoint(
     cannot be mistaken for a good one.
 
     Args:
-        ckpt: ``.pth`` checkpoint (see :func:`crnn_onnx.checkpoint.load_checkpoint`).
+        ckpt: ``.pth`` checkpoint (see :func:`crnn_onnx.export.checkpoint.load_checkpoint`).
         config: charset and input size; stored in the file's metadata.
         output: destination; default: ``ckpt`` with the suffix ``.onnx`` (as upstream).
         opset: ONNX opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
         dynamic: symbolic batch and width; else fixed (1, 3, 32, config.width).
         verify: compare with PyTorch (batches 1, 3, 8 × widths 100, 160, 320 when dynamic).
         atol: largest absolute logit difference accepted; ``None``: 1e-4, or
-            :data:`crnn_onnx.fp16.FP16_ATOL` with ``fp16``.
+            :data:`crnn_onnx.export.fp16.FP16_ATOL` with ``fp16``.
         fp16: write a float16 model with float32 input and output (for GPUs), verified
             against the float32 PyTorch model.
 
@@ -270,7 +270,7 @@ def export_checkpoint(
     ckpt = Path(ckpt)
     output = Path(output) if output is not None else ckpt.with_suffix(".onnx")
     if atol is None:
-        from crnn_onnx.fp16 import FP16_ATOL
+        from crnn_onnx.export.fp16 import FP16_ATOL
 
         atol = FP16_ATOL if fp16 else 1e-4
     if not (math.isfinite(atol) and atol >= 0):

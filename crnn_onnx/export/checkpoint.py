@@ -32,7 +32,7 @@ from torch import nn
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.model import CRNN
+from crnn_onnx.export.model import CRNN
 
 try:  # numpy >= 2
     from numpy._core.multiarray import scalar as _np_scalar

@@ -1,0 +1,1 @@
+"""Accuracy of a model on labelled crops: reading labelled sets, scoring, reporting."""
