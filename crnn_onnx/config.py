@@ -1,8 +1,8 @@
 """CRNNConfig: the one validated place for model and preprocessing settings.
 
 A config comes from YAML (``configs/crnn.yaml``), travels inside every exported ONNX file as
-``metadata_props`` (:meth:`CRNNConfig.to_metadata`), and is read back from it
-(:meth:`CRNNConfig.from_metadata`), so a model file alone is enough to predict.
+``metadata_props`` and is read back from it (:mod:`crnn_onnx.contract`), so a model file alone
+is enough to predict.
 
 Class layout follows upstream CRNN-TextRec's ``map_char2id``: the CTC blank is class 0 and
 character ``i`` of the charset (duplicates skipped, first occurrence wins) is class ``i + 1``.
@@ -11,7 +11,6 @@ character ``i`` of the charset (duplicates skipped, first occurrence wins) is cl
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from crnn_onnx.contract import CHANNELS, HEIGHT
 from crnn_onnx.errors import CRNNError
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_CHARSET",
     "MAX_WIDTH",
     "CRNNConfig",
+    "config_from_mapping",
     "load_config",
     "read_dict_file",
 ]
@@ -38,7 +39,6 @@ BLANK_INDEX = 0
 #: preprocessing allocate gigabytes.
 MAX_WIDTH = 4096
 DEFAULT_CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_METADATA_PREFIX = "crnn_onnx."
 
 
 def _dedupe(chars: list[str]) -> tuple[str, ...]:
@@ -88,12 +88,11 @@ class CRNNConfig:
 
     def __post_init__(self) -> None:
         c, h, w = self.image_shape
-        if c != 3:
-            raise CRNNError(f"config key 'image_shape': channels must be 3, got {c}")
-        if h != 32:
-            raise CRNNError(
-                f"config key 'image_shape': height must be 32 (the CRNN backbone needs it), got {h}"
-            )
+        if c != CHANNELS:
+            raise CRNNError(f"config key 'image_shape': channels must be {CHANNELS}, got {c}")
+        if h != HEIGHT:
+            raise CRNNError(f"config key 'image_shape': height must be {HEIGHT} (the CRNN "
+                            f"backbone needs it), got {h}")
         if not 4 <= w <= MAX_WIDTH:
             raise CRNNError(
                 f"config key 'image_shape': width must be within 4..{MAX_WIDTH}, got {w}"
@@ -128,51 +127,6 @@ class CRNNConfig:
         """A validated copy with ``changes`` applied; the original is never mutated."""
         return dataclasses.replace(self, **changes)
 
-    # --- ONNX metadata round trip -------------------------------------------------------
-
-    def to_metadata(self) -> dict[str, str]:
-        """String key/values for ONNX ``metadata_props``."""
-        return {
-            _METADATA_PREFIX + "charset": json.dumps(list(self.charset), ensure_ascii=False),
-            _METADATA_PREFIX + "blank_index": str(BLANK_INDEX),
-            _METADATA_PREFIX + "image_shape": json.dumps(list(self.image_shape)),
-            _METADATA_PREFIX + "mean": json.dumps(list(self.mean)),
-            _METADATA_PREFIX + "std": json.dumps(list(self.std)),
-            _METADATA_PREFIX + "pad_value": json.dumps(self.pad_value),
-            _METADATA_PREFIX + "keep_ratio": json.dumps(self.keep_ratio),
-            _METADATA_PREFIX + "bgr_to_rgb": json.dumps(self.bgr_to_rgb),
-        }
-
-    @classmethod
-    def has_metadata(cls, metadata: Mapping[str, str]) -> bool:
-        """Whether ``metadata`` carries a config written by :meth:`to_metadata`."""
-        return _METADATA_PREFIX + "charset" in metadata
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str]) -> CRNNConfig:
-        """Rebuild a config from ONNX ``metadata_props``.
-
-        Raises:
-            CRNNError: the toolkit's keys are missing or malformed.
-        """
-        if not cls.has_metadata(metadata):
-            raise CRNNError(
-                "the model carries no crnn-onnx metadata (charset, preprocessing); "
-                "pass --config with the YAML it was trained with, or re-export it with crnn-onnx"
-            )
-        raw: dict[str, Any] = {}
-        try:
-            for key in ("charset", "image_shape", "mean", "std", "pad_value", "keep_ratio",
-                        "bgr_to_rgb"):
-                if _METADATA_PREFIX + key in metadata:
-                    raw[key] = json.loads(metadata[_METADATA_PREFIX + key])
-            blank = int(metadata.get(_METADATA_PREFIX + "blank_index", str(BLANK_INDEX)))
-        except (ValueError, TypeError, RecursionError) as err:
-            raise CRNNError(f"the model's crnn-onnx metadata is malformed: {err}") from None
-        if blank != BLANK_INDEX:
-            raise CRNNError(f"the model's blank index is {blank}; crnn-onnx supports {BLANK_INDEX}")
-        return _from_mapping(raw, source="model metadata")
-
 
 _FIELD_TYPES: dict[str, str] = {
     "image_shape": "a list of 3 integers",
@@ -200,8 +154,18 @@ def _triple(key: str, value: Any, *, integer: bool) -> tuple[Any, ...]:
     return tuple(int(v) if integer else float(v) for v in value)
 
 
-def _from_mapping(raw: Mapping[str, Any], *, source: str, base_dir: Path | None = None
-                  ) -> CRNNConfig:
+def config_from_mapping(raw: Mapping[str, Any], *, source: str, base_dir: Path | None = None
+                        ) -> CRNNConfig:
+    """A validated config from parsed YAML or metadata values.
+
+    Args:
+        raw: key -> value; every key optional, unknown keys refused.
+        source: named in messages (``config 'x.yaml'``, ``model metadata``).
+        base_dir: folder a relative ``dict_path`` is resolved against.
+
+    Raises:
+        CRNNError: unknown key, wrong type, or a value that fails validation.
+    """
     unknown = sorted(set(raw) - set(_FIELD_TYPES))
     if unknown:
         raise CRNNError(
@@ -270,4 +234,4 @@ def load_config(path: str | Path | None = None) -> CRNNConfig:
         raw = {}
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise CRNNError(f"config {str(path)!r} must be a mapping of keys to values")
-    return _from_mapping(raw, source=f"config {str(path)!r}", base_dir=path.parent)
+    return config_from_mapping(raw, source=f"config {str(path)!r}", base_dir=path.parent)

@@ -1,4 +1,4 @@
-"""Writing prediction records: text, JSON, JSON Lines and CSV, to a stream or atomically to a file.
+"""Writing prediction records to a text stream: text, JSON, JSON Lines and CSV.
 
 Every format carries the same record, ``path``, ``text``, ``confidence`` and ``error``
 (``error`` is null on success; ``text`` and ``confidence`` are null on failure):
@@ -22,28 +22,21 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import Any, Literal, TextIO
+from contextlib import contextmanager
+from typing import Any, Literal, TextIO, get_args
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.inference.predictor import Prediction
+from crnn_onnx.results import RECORD_FIELDS, Prediction, printable
 
-__all__ = ["FORMATS", "OutputFormat", "RecordWriter", "atomic_output", "output_record"]
+__all__ = ["FORMATS", "OutputFormat", "RecordWriter"]
 
 OutputFormat = Literal["text", "json", "jsonl", "csv"]
-FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "csv")
-_FIELDS = ("path", "text", "confidence", "error")
-#: Confidences are written with this many decimals.
-_DECIMALS = 6
+FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
 class RecordWriter:
-    """Write :class:`~crnn_onnx.inference.predictor.Prediction` records to a text stream in one
+    """Write :class:`~crnn_onnx.results.Prediction` records to a text stream in one
     format.
 
     Args:
@@ -62,7 +55,7 @@ class RecordWriter:
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None:
             with _write_errors():
-                self._csv.writerow(_FIELDS)
+                self._csv.writerow(RECORD_FIELDS)
 
     def write(self, prediction: Prediction) -> None:
         """Write one record.
@@ -71,16 +64,14 @@ class RecordWriter:
             CRNNError: the stream cannot be written (disk full, I/O error); a broken pipe
                 (the reader went away) propagates as :class:`BrokenPipeError`.
         """
-        record = output_record(prediction)
+        record = prediction.record()
         with _write_errors():
             if self._fmt == "jsonl":
                 self._stream.write(_json(record) + "\n")
             elif self._fmt == "json":
                 self._stream.write(("[\n  " if self._count == 0 else ",\n  ") + _json(record))
             elif self._csv is not None:
-                self._csv.writerow(
-                    ["" if record[key] is None else _printable(record[key]) for key in _FIELDS]
-                )
+                self._csv.writerow([_csv_field(record[key]) for key in RECORD_FIELDS])
             elif prediction.error is not None:
                 self._stream.write(
                     f"{_text_field(record['path'])}\terror: {_text_field(prediction.error)}\n"
@@ -118,106 +109,16 @@ def _json(record: dict[str, Any]) -> str:
     return line
 
 
-def _printable(value: Any) -> Any:
-    """``value`` unchanged, unless it is a string that is not valid UTF-8 (lone surrogates):
-    then its undecodable bytes as ``\\xNN`` (other lone surrogates as ``\\uXXXX``)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join(map(_escape_surrogate, value))
-    return value
-
-
-def _escape_surrogate(ch: str) -> str:
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    if 0xD800 <= code <= 0xDFFF:
-        return f"\\u{code:04x}"
-    return ch
-
-
 _TEXT_ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _text_field(value: str) -> str:
     """A field of the text format: printable, and without the tab and line separators."""
-    return _printable(value).translate(_TEXT_ESCAPES)
+    return printable(value).translate(_TEXT_ESCAPES)
 
 
-def output_record(prediction: Prediction) -> dict[str, Any]:
-    """The record every format writes: :meth:`Prediction.to_record` with the confidence
-    rounded to the written precision (also used for Parquet by :mod:`crnn_onnx.scale.ray_bulk`)."""
-    record = prediction.to_record()
-    if record["confidence"] is not None:
-        record["confidence"] = round(record["confidence"], _DECIMALS)
-    return record
-
-
-@contextmanager
-def atomic_output(path: str | Path | None) -> Iterator[TextIO]:
-    """A text stream for the results: stdout, or a file that appears only when complete.
-
-    With a path, the results go to a temporary file beside it, which replaces ``path`` (an
-    atomic rename) when the block ends without an exception; on an exception the
-    temporary file is removed and ``path`` is left as it was. A symbolic link is followed
-    (the file it points to is replaced, the link kept). A path that exists but is not a
-    regular file (``/dev/stdout``, a named pipe) is written directly: it cannot be
-    replaced, and must not be.
-
-    Raises:
-        CRNNError: the folder does not exist or is not writable, ``path`` cannot be
-            replaced (e.g. it is a directory), or writing fails (disk full).
-    """
-    if path is None:
-        yield sys.stdout
-        return
-    target = Path(path)
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
-    if target.exists() and not target.is_file() and not target.is_dir():
-        yield from _direct_output(target)
-        return
-    folder = target.parent
-    if not folder.is_dir():
-        raise CRNNError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
-    if target.is_dir():
-        raise CRNNError(f"cannot write {str(target)!r}: it is a directory")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise CRNNError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-            try:
-                stream.flush()
-                os.fsync(stream.fileno())
-            except OSError as err:  # disk full or I/O error surfacing at the end
-                raise CRNNError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        try:
-            os.replace(tmp_name, target)
-        except OSError as err:
-            raise CRNNError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-
-
-def _direct_output(target: Path) -> Iterator[TextIO]:
-    try:
-        stream = open(target, "w", encoding="utf-8", newline="")
-    except OSError as err:
-        raise CRNNError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
-    with stream:
-        yield stream
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _csv_field(value: Any) -> Any:
+    """A CSV cell: nulls empty, strings printable."""
+    if value is None:
+        return ""
+    return printable(value) if isinstance(value, str) else value

@@ -35,5 +35,5 @@ def default_model_path() -> Path:
             return path
     raise CRNNError(
         "no model given and the shipped model weights/crnn.onnx is missing; export one with "
-        "`crnn-onnx export --ckpt model.pth` and pass --model"
+        "`export_checkpoint(ckpt)` and pass model="
     )

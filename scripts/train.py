@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
+from crnn_onnx.contract import sequence_length
 from crnn_onnx.export.checkpoint import load_checkpoint, save_checkpoint
-from crnn_onnx.export.model import CRNN, sequence_length
+from crnn_onnx.export.model import CRNN
 from crnn_onnx.inference.decoder import ctc_greedy_decode
 from crnn_onnx.training.augment import augment_crop
 from crnn_onnx.training.canvas import resize_and_pad

@@ -34,8 +34,9 @@ from typer.testing import CliRunner
 from crnn_onnx.cli import app
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.inference import images
-from crnn_onnx.inference.engines.onnxruntime import OrtSession
+from crnn_onnx.inference.engines.onnxruntime import OrtEngine
 from crnn_onnx.inference.images import read_image
+from crnn_onnx.inference.options import PredictorOptions
 from crnn_onnx.inference.predictor import Predictor
 
 runner = CliRunner()
@@ -243,7 +244,7 @@ def matrix(exported_model: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def predictor(exported_model: Path) -> Predictor:
-    return Predictor(exported_model, "cpu")
+    return Predictor(exported_model, PredictorOptions(device="cpu"))
 
 
 @pytest.mark.parametrize("case", IMAGE_CASES, ids=[c.name for c in IMAGE_CASES])
@@ -300,13 +301,13 @@ def test_thousands_of_files(exported_model: Path, tmp_path: Path,
         shard.mkdir(parents=True, exist_ok=True)
         (shard / f"{i:05d}.png").write_bytes(broken if i % 50 == 7 else good)
 
-    def stand_in(self: OrtSession, batch: np.ndarray) -> np.ndarray:
+    def stand_in(self: OrtEngine, batch: np.ndarray) -> np.ndarray:
         frames = batch.shape[3] // 4 + 1
-        logits = np.zeros((frames, batch.shape[0], self.config.num_classes), np.float32)
+        logits = np.zeros((frames, batch.shape[0], self.spec.config.num_classes), np.float32)
         logits[:, :, 1] = batch.mean(axis=(1, 2, 3))  # "0" wins where the crop is bright
         return logits
 
-    monkeypatch.setattr(OrtSession, "run", stand_in)
+    monkeypatch.setattr(OrtEngine, "run", stand_in)
     out = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["predict", "--model", str(exported_model), str(folder),
                                  "-f", "jsonl", "-o", str(out), "--batch-size", "64"])
@@ -473,8 +474,8 @@ def test_upstream_export_without_metadata(upstream_export: Path, exported_model:
 
 
 def test_static_model_given_wider_input(upstream_export: Path) -> None:
-    session = OrtSession(upstream_export, config=CRNNConfig())
-    assert session.static_width == 100
+    session = OrtEngine(upstream_export, config=CRNNConfig())
+    assert session.spec.static_width == 100
     with pytest.raises(Exception, match="fixed at 100; got width 128"):
         session.run(np.zeros((1, 3, 32, 128), np.float32))
 
@@ -484,15 +485,15 @@ def test_nan_from_the_model_fails_only_that_input(exported_model: Path, crops: l
     """An overflowing (say fp16) model returning NaN/inf for one image: that record says
     so, the others in the same batch are read as usual."""
     _, reference, _ = _jsonl(exported_model, crops)
-    real_run = OrtSession.run
+    real_run = OrtEngine.run
 
-    def overflowing(self: OrtSession, batch: np.ndarray) -> np.ndarray:
+    def overflowing(self: OrtEngine, batch: np.ndarray) -> np.ndarray:
         logits = real_run(self, batch)
         logits[3, 1, 5] = np.inf  # the second image of each batch
         logits[0, 1, 0] = np.nan
         return logits
 
-    monkeypatch.setattr(OrtSession, "run", overflowing)
+    monkeypatch.setattr(OrtEngine, "run", overflowing)
     code, records, stderr = _jsonl(exported_model, crops, "--batch-size", "8")
     assert code == 1
     assert records[1]["error"] == "the model returned NaN or infinite scores for this image"
@@ -625,7 +626,7 @@ def test_output_through_a_symlink_and_into_a_named_pipe(exported_model: Path, cr
 
 def test_disk_full_while_writing(exported_model: Path, crops: list[Path], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from crnn_onnx import records
+    from crnn_onnx import atomic
 
     real_fdopen = os.fdopen
 
@@ -642,7 +643,7 @@ def test_disk_full_while_writing(exported_model: Path, crops: list[Path], tmp_pa
         stream.write = write
         return stream
 
-    monkeypatch.setattr(records.os, "fdopen", filling)
+    monkeypatch.setattr(atomic.os, "fdopen", filling)
     out = tmp_path / "out.jsonl"
     out.write_text("previous results\n")
     result = runner.invoke(app, ["predict", "--model", str(exported_model), *map(str, crops),

@@ -177,12 +177,12 @@ def test_unwritable_output_folder_simulated(exported_model: Path, images: dict[s
                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                             ) -> None:
     """The same as above where permissions cannot be tested (root): mkstemp is refused."""
-    from crnn_onnx import records
+    from crnn_onnx import atomic
 
     def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(records.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
     result = _predict(exported_model, images["one"], "-o", tmp_path / "out.txt")
     assert result.exit_code == 1
     assert result.stderr.strip() == (

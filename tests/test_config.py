@@ -13,6 +13,7 @@ from crnn_onnx.config import (
     load_config,
     read_dict_file,
 )
+from crnn_onnx.contract import config_from_metadata, config_to_metadata, has_config
 from crnn_onnx.errors import CRNNError
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "crnn.yaml"
@@ -159,21 +160,21 @@ def test_replace_returns_validated_copy() -> None:
     ],
 )
 def test_metadata_round_trip(cfg: CRNNConfig) -> None:
-    metadata = cfg.to_metadata()
+    metadata = config_to_metadata(cfg)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    assert CRNNConfig.has_metadata(metadata)
-    assert CRNNConfig.from_metadata(metadata) == cfg
+    assert has_config(metadata)
+    assert config_from_metadata(metadata) == cfg
 
 
 def test_from_metadata_without_metadata_gives_the_hint() -> None:
-    assert not CRNNConfig.has_metadata({"other": "x"})
-    with pytest.raises(CRNNError, match="--config"):
-        CRNNConfig.from_metadata({"other": "x"})
+    assert not has_config({"other": "x"})
+    with pytest.raises(CRNNError, match="config="):
+        config_from_metadata({"other": "x"})
 
 
 def test_from_metadata_rejects_malformed_and_foreign_blank() -> None:
-    metadata = CRNNConfig().to_metadata()
+    metadata = config_to_metadata(CRNNConfig())
     with pytest.raises(CRNNError, match="malformed"):
-        CRNNConfig.from_metadata({**metadata, "crnn_onnx.mean": "[0.5,"})
+        config_from_metadata({**metadata, "crnn_onnx.mean": "[0.5,"})
     with pytest.raises(CRNNError, match="blank index is 36"):
-        CRNNConfig.from_metadata({**metadata, "crnn_onnx.blank_index": "36"})
+        config_from_metadata({**metadata, "crnn_onnx.blank_index": "36"})

@@ -20,17 +20,12 @@ import onnxruntime as ort  # noqa: E402
 
 from crnn_onnx import __version__  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
+from crnn_onnx.contract import INPUT_NAME, OUTPUT_NAME, config_from_metadata  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
 from crnn_onnx.export import exporter as exporter_module  # noqa: E402
-from crnn_onnx.export.exporter import (  # noqa: E402
-    INPUT_NAME,
-    OUTPUT_NAME,
-    VerifyReport,
-    export_checkpoint,
-    export_onnx,
-    verify_onnx,
-)
+from crnn_onnx.export.exporter import export_checkpoint, export_onnx  # noqa: E402
 from crnn_onnx.export.model import CRNN  # noqa: E402
+from crnn_onnx.export.verify import VerifyReport, verify_onnx  # noqa: E402
 
 ATOL = 1e-4
 BATCHES = (1, 3, 8)
@@ -147,7 +142,7 @@ def test_ort_sees_the_same_contract(exported_model: Path) -> None:
 def test_metadata_round_trip(dynamic_proto: onnx.ModelProto,
                              default_config: CRNNConfig) -> None:
     metadata = {p.key: p.value for p in dynamic_proto.metadata_props}
-    assert CRNNConfig.from_metadata(metadata) == default_config
+    assert config_from_metadata(metadata) == default_config
     assert metadata["crnn_onnx.version"] == __version__
     assert metadata["crnn_onnx.torch_version"] == torch.__version__
     assert dynamic_proto.producer_name == "crnn-onnx"
@@ -174,7 +169,7 @@ def test_static_export_has_fixed_shape(static_export: Path, random_model: CRNN,
     assert _dims(proto.graph.input[0]) == [1, 3, 32, 100]
     assert _dims(proto.graph.output[0]) == [26, 1, 37]
     assert _default_opset(proto) == 13
-    assert CRNNConfig.from_metadata({p.key: p.value for p in proto.metadata_props}) \
+    assert config_from_metadata({p.key: p.value for p in proto.metadata_props}) \
         == default_config
 
     report = verify_onnx(random_model, static_export, default_config)
@@ -187,7 +182,7 @@ def test_static_width_follows_config(tmp_path: Path) -> None:
     path = export_onnx(TinyNet(), config, tmp_path / "w160.onnx", dynamic=False)
     proto = onnx.load(str(path))
     assert _dims(proto.graph.input[0]) == [1, 3, 32, 160]
-    assert CRNNConfig.from_metadata({p.key: p.value for p in proto.metadata_props}) == config
+    assert config_from_metadata({p.key: p.value for p in proto.metadata_props}) == config
 
 
 def test_export_restores_training_mode(default_config: CRNNConfig, tmp_path: Path) -> None:
@@ -334,5 +329,5 @@ def test_checkpoint_export_guards(upstream_checkpoint: Path, default_config: CRN
 def test_missing_onnxruntime_names_the_extras(default_config: CRNNConfig, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
-    with pytest.raises(CRNNError, match=r"crnn-onnx\[cpu\].*crnn-onnx\[gpu\].*--no-verify"):
+    with pytest.raises(CRNNError, match=r"crnn-onnx\[cpu\].*crnn-onnx\[gpu\].*verify=False"):
         verify_onnx(TinyNet(), tmp_path / "x.onnx", default_config)

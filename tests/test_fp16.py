@@ -15,11 +15,12 @@ pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxrunti
 
 from crnn_onnx.cli import app  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
+from crnn_onnx.contract import PRECISION_KEY, config_from_metadata, precision_of  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
 from crnn_onnx.export.exporter import export_checkpoint  # noqa: E402
-from crnn_onnx.export.fp16 import FP16_ATOL, PRECISION_KEY, is_fp16, to_fp16  # noqa: E402
+from crnn_onnx.export.fp16 import FP16_ATOL, to_fp16  # noqa: E402
 from crnn_onnx.inference.decoder import ctc_greedy_decode  # noqa: E402
-from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions  # noqa: E402
+from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions  # noqa: E402
 
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
 
@@ -44,22 +45,22 @@ def test_fp16_export_keeps_float32_input_output_names_and_metadata(fp16_model: P
     weight_types = {t.data_type for t in model.graph.initializer if len(t.dims) > 1}
     assert weight_types == {FLOAT16}
     meta = {p.key: p.value for p in model.metadata_props}
-    assert is_fp16(meta) and meta[PRECISION_KEY] == "fp16"
-    assert CRNNConfig.from_metadata(meta) == CRNNConfig()
+    assert precision_of(meta) == "fp16" and meta[PRECISION_KEY] == "fp16"
+    assert config_from_metadata(meta) == CRNNConfig()
 
 
 def test_fp16_model_reads_like_the_fp32_model(fp16_model: Path, exported_model: Path) -> None:
     rng = np.random.default_rng(7)
     batch = rng.standard_normal((6, 3, 32, 160), dtype=np.float32)
-    fp32 = OrtSession(exported_model, SessionOptions(device="cpu"))
-    fp16 = OrtSession(fp16_model, SessionOptions(device="cpu"))
-    assert fp16.config == fp32.config
+    fp32 = OrtEngine(exported_model, OrtOptions(device="cpu"))
+    fp16 = OrtEngine(fp16_model, OrtOptions(device="cpu"))
+    assert fp16.spec.config == fp32.spec.config
     want, got = fp32.run(batch), fp16.run(batch)
     assert got.dtype == np.float32 and got.shape == want.shape
     assert np.abs(got - want).max() <= FP16_ATOL
     # fp16 rounding is not fp32 with noise on top: it must not change what is read.
-    texts = [d.text for d in ctc_greedy_decode(want, fp32.config.charset)]
-    assert [d.text for d in ctc_greedy_decode(got, fp16.config.charset)] == texts
+    texts = [d.text for d in ctc_greedy_decode(want, fp32.spec.config.charset)]
+    assert [d.text for d in ctc_greedy_decode(got, fp16.spec.config.charset)] == texts
 
 
 def test_to_fp16_leaves_its_argument_alone(exported_model: Path) -> None:

@@ -28,6 +28,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from PIL import Image
 
 from crnn_onnx.config import MAX_WIDTH, CRNNConfig, load_config
+from crnn_onnx.contract import config_from_metadata, config_to_metadata
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.decoder import ctc_greedy_decode, nonfinite_sequences
 from crnn_onnx.inference.images import MAX_PIXELS, decode_image, to_bgr_uint8
@@ -168,7 +169,7 @@ def _check_config(text: str) -> None:
     assert isinstance(cfg, CRNNConfig)
     assert cfg.image_shape[:2] == (3, 32) and 4 <= cfg.width <= MAX_WIDTH
     assert all(math.isfinite(v) for v in (*cfg.mean, *cfg.std, cfg.pad_value))
-    assert CRNNConfig.from_metadata(cfg.to_metadata()) == cfg
+    assert config_from_metadata(config_to_metadata(cfg)) == cfg
 
 
 @FUZZ
@@ -200,7 +201,7 @@ def test_load_config_any_text(text: str) -> None:
 def test_model_metadata_any_values(metadata: dict[str, str]) -> None:
     """A model file's metadata is input too: a hostile one gets a CRNNError."""
     try:
-        cfg = CRNNConfig.from_metadata(metadata)
+        cfg = config_from_metadata(metadata)
     except CRNNError as err:
         _one_line(err)
         return

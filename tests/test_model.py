@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="needs the export extra (torch)")
 
-from crnn_onnx.export.model import CRNN, IMAGE_HEIGHT, sequence_length  # noqa: E402
+from crnn_onnx.contract import HEIGHT, sequence_length  # noqa: E402
+from crnn_onnx.export.model import CRNN  # noqa: E402
 
 
 def _bn(channels: int, index: int) -> dict[str, tuple[int, ...]]:
@@ -89,7 +90,7 @@ def test_class_count_sets_the_head() -> None:
 )
 def test_output_is_time_major_logits(model: CRNN, batch: int, width: int) -> None:
     with torch.inference_mode():
-        out = model(torch.randn(batch, 3, IMAGE_HEIGHT, width))
+        out = model(torch.randn(batch, 3, HEIGHT, width))
     assert out.shape == (width // 4 + 1, batch, 37)
     assert out.shape[0] == sequence_length(width)
     assert out.dtype == torch.float32

@@ -12,7 +12,9 @@ import pytest
 
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.images import ImageSource
-from crnn_onnx.inference.predictor import Prediction, Predictor, default_io_workers
+from crnn_onnx.inference.options import PredictorOptions
+from crnn_onnx.inference.predictor import Predictor, default_io_workers
+from crnn_onnx.results import Prediction
 
 
 def word_image(text: str, height: int = 32, scale: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -39,7 +41,8 @@ def mixed_images() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def bucket_predictor(exported_model: Path) -> Predictor:
-    return Predictor(exported_model, "cpu", batch_size=32, width_policy="bucket")
+    return Predictor(exported_model,
+                     PredictorOptions(device="cpu", batch_size=32, width_policy="bucket"))
 
 
 def _assert_same(a: list[Prediction], b: list[Prediction], atol: float = 1e-5) -> None:
@@ -55,13 +58,13 @@ def test_bucket_result_does_not_depend_on_the_batch(
     bucket_predictor: Predictor, mixed_images: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     widths: list[tuple[int, int]] = []
-    run = bucket_predictor.session.run
+    run = bucket_predictor.engine.run
 
     def spy(batch: np.ndarray) -> np.ndarray:
         widths.append((batch.shape[0], batch.shape[3]))
         return run(batch)
 
-    monkeypatch.setattr(bucket_predictor.session, "run", spy)
+    monkeypatch.setattr(bucket_predictor.engine, "run", spy)
     together = bucket_predictor.predict(mixed_images)
     assert len({w for _, w in widths}) >= 3, widths  # several buckets, one width per batch
     assert sum(n for n, _ in widths) == len(mixed_images)
@@ -73,8 +76,10 @@ def test_bucket_result_does_not_depend_on_the_batch(
 
 def test_fixed_policy_small_batches_match_one_batch(exported_model: Path,
                                                     mixed_images: list[np.ndarray]) -> None:
-    one = Predictor(exported_model, "cpu", batch_size=32).predict(mixed_images)
-    small = Predictor(exported_model, "cpu", batch_size=3, io_workers=2).predict(mixed_images)
+    one = Predictor(exported_model, PredictorOptions(device="cpu", batch_size=32))
+    small = Predictor(exported_model,
+                      PredictorOptions(device="cpu", batch_size=3, io_workers=2))
+    one, small = one.predict(mixed_images), small.predict(mixed_images)
     _assert_same(one, small)
     assert all(0.0 <= p.confidence <= 1.0 for p in one if p.confidence is not None)
 
@@ -98,7 +103,7 @@ def test_error_records_stay_in_place(bucket_predictor: Predictor, tmp_path: Path
         assert failed.text is None and failed.confidence is None and failed.char_probs == ()
     # A file and the same pixels as an array give the same result.
     _assert_same([results[0]], [results[2]])
-    assert results[0].to_record() == {**results[5].to_record()}
+    assert results[0].record() == {**results[5].record()}
 
 
 def test_predict_paths_expands_and_streams(bucket_predictor: Predictor, tmp_path: Path,
@@ -139,11 +144,11 @@ def test_concurrent_predict_matches_sequential(bucket_predictor: Predictor,
 
 def test_arguments_are_validated(exported_model: Path) -> None:
     with pytest.raises(CRNNError, match="batch_size"):
-        Predictor(exported_model, "cpu", batch_size=0)
+        Predictor(exported_model, PredictorOptions(device="cpu", batch_size=0))
     with pytest.raises(CRNNError, match="unknown width policy"):
-        Predictor(exported_model, "cpu", width_policy="auto")  # type: ignore[arg-type]
+        PredictorOptions(device="cpu", width_policy="auto")  # type: ignore[arg-type]
     with pytest.raises(CRNNError, match="not found"):
-        Predictor(exported_model.parent / "nope.onnx", "cpu")
+        Predictor(exported_model.parent / "nope.onnx", PredictorOptions(device="cpu"))
 
 
 @pytest.mark.parametrize(
@@ -168,9 +173,9 @@ def test_concurrent_files_arrays_and_io_binding_match_sequential(
     """Threads streaming files (with a broken one) and threads passing arrays, at once, on
     one Predictor whose session uses IO binding (the CUDA path, here on the CPU): each gets
     what it gets alone."""
-    predictor = Predictor(exported_model, "cpu", batch_size=3, width_policy="bucket",
-                          io_workers=2)
-    predictor.session.io_binding = True
+    predictor = Predictor(exported_model, PredictorOptions(
+        device="cpu", batch_size=3, width_policy="bucket", io_workers=2))
+    predictor.engine.io_binding = True
     images = mixed_images[:5]  # widths 100 to 352: several output shapes to bind
     for i, image in enumerate(images):
         cv2.imwrite(str(tmp_path / f"{i}.png"), image)
@@ -198,16 +203,16 @@ def test_session_settings_reach_onnx_runtime_and_keep_the_results(
         exported_model: Path, mixed_images: list[np.ndarray]) -> None:
     """graph_optimization / cudnn_conv_algo_search go to the session; no optimisation level
     changes what is read."""
-    plain = Predictor(exported_model, "cpu", graph_optimization="disable",
-                      cudnn_conv_algo_search="EXHAUSTIVE")
-    assert plain.session.options.cudnn_conv_algo_search == "EXHAUSTIVE"
-    level = plain.session._session.get_session_options().graph_optimization_level
+    plain = Predictor(exported_model, PredictorOptions(
+        device="cpu", graph_optimization="disable", cudnn_conv_algo_search="EXHAUSTIVE"))
+    assert plain.engine.options.cudnn_conv_algo_search == "EXHAUSTIVE"
+    level = plain.engine._session.get_session_options().graph_optimization_level
     assert level.name == "ORT_DISABLE_ALL"
-    optimised = Predictor(exported_model, "cpu")
-    assert optimised.session.options.graph_optimization == "all"
+    optimised = Predictor(exported_model, PredictorOptions(device="cpu"))
+    assert optimised.engine.options.graph_optimization == "all"
     got, want = plain.predict(mixed_images), optimised.predict(mixed_images)
     assert [p.text for p in got] == [p.text for p in want]
     np.testing.assert_allclose([p.confidence for p in got], [p.confidence for p in want],
                                atol=1e-5)
     with pytest.raises(CRNNError, match="unknown graph optimisation level 'max'"):
-        Predictor(exported_model, "cpu", graph_optimization="max")
+        Predictor(exported_model, PredictorOptions(device="cpu", graph_optimization="max"))

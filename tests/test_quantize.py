@@ -16,15 +16,13 @@ pytest.importorskip("onnxruntime", reason="needs the cpu or gpu extra (onnxrunti
 
 from crnn_onnx.cli import app  # noqa: E402
 from crnn_onnx.config import CRNNConfig  # noqa: E402
+from crnn_onnx.contract import QUANTIZATION_KEY  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
-from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions  # noqa: E402
+from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions  # noqa: E402
+from crnn_onnx.inference.options import PredictorOptions  # noqa: E402
 from crnn_onnx.inference.predictor import Predictor  # noqa: E402
-from crnn_onnx.perf.quantize import (  # noqa: E402
-    QUANTIZATION_KEY,
-    calibration_images,
-    default_output,
-    quantize_model,
-)
+from crnn_onnx.perf.calibration import calibration_images  # noqa: E402
+from crnn_onnx.perf.quantize import default_output, quantize_model  # noqa: E402
 
 runner = CliRunner()
 
@@ -62,10 +60,10 @@ def int8_model(exported_model: Path, crops: Path, tmp_path_factory: pytest.TempP
 
 def test_int8_model_keeps_input_output_and_metadata(int8_model: Path, exported_model: Path
                                                     ) -> None:
-    session = OrtSession(int8_model, SessionOptions(device="cpu"))
-    assert (session.input_name, session.output_name) == ("images", "output0")
-    assert session.static_width is None  # batch and width stay dynamic
-    assert session.config == OrtSession(exported_model, SessionOptions(device="cpu")).config
+    session = OrtEngine(int8_model, OrtOptions(device="cpu"))
+    assert (session.spec.input_name, session.spec.output_name) == ("images", "output0")
+    assert session.spec.static_width is None  # batch and width stay dynamic
+    assert session.spec.config == OrtEngine(exported_model, OrtOptions(device="cpu")).spec.config
     meta = {p.key: p.value for p in onnx.load(str(int8_model)).metadata_props}
     described = json.loads(meta[QUANTIZATION_KEY])
     assert described["per_channel"] is True and described["lstm"] == "dynamic int8"
@@ -80,9 +78,9 @@ def test_int8_graph_runs_convolutions_and_lstm_in_int8(int8_model: Path) -> None
 
 
 def test_int8_logits_follow_fp32(int8_model: Path, exported_model: Path, crops: Path) -> None:
-    fp32 = OrtSession(exported_model, SessionOptions(device="cpu"))
-    int8 = OrtSession(int8_model, SessionOptions(device="cpu"))
-    images, _ = calibration_images(fp32.config, crops, count=12)
+    fp32 = OrtEngine(exported_model, OrtOptions(device="cpu"))
+    int8 = OrtEngine(int8_model, OrtOptions(device="cpu"))
+    images, _ = calibration_images(fp32.spec.config, crops, count=12)
     batch = np.stack(images)
     want, got = fp32.run(batch), int8.run(batch)
     assert got.shape == want.shape and got.dtype == np.float32
@@ -92,7 +90,8 @@ def test_int8_logits_follow_fp32(int8_model: Path, exported_model: Path, crops: 
 
 
 def test_int8_model_works_in_predictor(int8_model: Path, crops: Path) -> None:
-    predictions = Predictor(int8_model, "cpu", batch_size=4).predict(sorted(crops.glob("*.png")))
+    predictor = Predictor(int8_model, PredictorOptions(device="cpu", batch_size=4))
+    predictions = predictor.predict(sorted(crops.glob("*.png")))
     assert len(predictions) == 12 and all(p.ok for p in predictions)
 
 

@@ -91,13 +91,14 @@ def test_bulk_parquet_from_file_uris_holds_the_same_records(
     ray_local: object, words: Path, exported_model: Path, tmp_path: Path
 ) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
+    from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
-    from crnn_onnx.records import output_record
     from crnn_onnx.scale.ray_bulk import bulk_predict
 
     output = tmp_path / "bulk.parquet"
     report = bulk_predict([words.as_uri(), (tmp_path / "nothing-here").as_uri()], output,
-                          model_path=exported_model, fmt="parquet", batch_size=3, workers=2)
+                          model_path=exported_model, fmt="parquet",
+                          options=PredictorOptions(batch_size=3, threads=1), workers=2)
     rows = pq.read_table(output).to_pylist()
     assert (report.total, report.failed, report.workers) == (len(rows), 4, 2)
     assert rows[-1] == {"path": (tmp_path / "nothing-here").as_uri(), "text": None,
@@ -106,8 +107,8 @@ def test_bulk_parquet_from_file_uris_holds_the_same_records(
     uris = [row["path"] for row in rows[:-1]]
     assert uris == sorted(uris)
     local = {
-        Path(p.path).as_uri(): output_record(p)
-        for p in Predictor(exported_model, "cpu").predict_paths([words])
+        Path(p.path).as_uri(): p.record()
+        for p in Predictor(exported_model, PredictorOptions(device="cpu")).predict_paths([words])
     }
     assert len(local) == len(uris)
     for row in rows[:-1]:
@@ -134,12 +135,14 @@ def test_a_worker_failure_surfaces_as_the_toolkit_error(
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA: the actors would not fail")
+    from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.scale.ray_bulk import bulk_predict
 
     with pytest.raises(CRNNError) as caught:
         bulk_predict([words], tmp_path / "out.jsonl", model_path=exported_model,
-                     device="cuda", workers=1, progress=False)
-    assert str(caught.value).startswith("--device cuda: this onnxruntime build")
+                     options=PredictorOptions(device="cuda", threads=1), workers=1,
+                     gpus_per_worker=0.0, progress=False)
+    assert str(caught.value).startswith("device='cuda': this onnxruntime build")
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "out.jsonl").exists()
 

@@ -67,12 +67,14 @@ def test_scene_labels_are_what_the_shipped_model_reads(bank: BackgroundBank,
                                                        dejavu: list[Path]) -> None:
     """Labels match what is drawn: the shipped model reads most scene crops as labelled (a
     label naming a neighbour's letter, or a word cut off, would fail this)."""
+    from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
 
     samples = list(synth_samples(40, split="train", seed=21, fonts=dejavu, realism=1.0,
                                  backgrounds=bank))
     assert all(s.label == normalise_label(s.text) for s in samples)
-    read = Predictor(_shipped(), "cpu").predict([s.image for s in samples])
+    predictor = Predictor(_shipped(), PredictorOptions(device="cpu"))
+    read = predictor.predict([s.image for s in samples])
     matches = sum(p.text == s.label for p, s in zip(read, samples, strict=True))
     assert matches >= 28, [(p.text, s.label) for p, s in zip(read, samples, strict=True)]
 

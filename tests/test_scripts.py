@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions
+from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions
+from crnn_onnx.inference.options import PredictorOptions
 from crnn_onnx.inference.predictor import Predictor
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -83,7 +84,7 @@ def test_export_and_verify(upstream_checkpoint: Path, default_config, tmp_path: 
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{out}\n"  # only the path on stdout
     assert "max diff" in done.stderr
-    assert OrtSession(out, SessionOptions(device="cpu")).config == default_config
+    assert OrtEngine(out, OrtOptions(device="cpu")).spec.config == default_config
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,8 @@ def test_predict_folder(exported_model: Path, crops: Path, tmp_path: Path) -> No
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     names = ["a.png", "b c.png", "e.jpg", "sub/d.png"]
     assert [r["path"] for r in records] == [str(crops / n) for n in names]
-    expected = Predictor(exported_model, "cpu").predict([crops / n for n in names])
+    predictor = Predictor(exported_model, PredictorOptions(device="cpu"))
+    expected = predictor.predict([crops / n for n in names])
     assert [r["text"] for r in records] == [p.text for p in expected]
 
 
@@ -171,7 +173,8 @@ def test_predict_folder_failures_keep_the_previous_results(
 def labels(exported_model: Path, crops: Path) -> dict[str, Path]:
     """Label files the test model reads perfectly ("own") and not at all ("wrong")."""
     names = ["a.png", "b c.png", "sub/d.png", "e.jpg"]
-    texts = [p.text for p in Predictor(exported_model, "cpu").predict([crops / n for n in names])]
+    predictor = Predictor(exported_model, PredictorOptions(device="cpu"))
+    texts = [p.text for p in predictor.predict([crops / n for n in names])]
     own, wrong = crops / "own.tsv", crops / "wrong.tsv"
     own.write_text("".join(f"{n}\t{t}\n" for n, t in zip(names, texts, strict=True)))
     wrong.write_text("".join(f"{n}\t{t}zz\n" for n, t in zip(names, texts, strict=True)))

@@ -49,7 +49,7 @@ def test_shipped_onnx_is_the_export_of_the_shipped_checkpoint(shipped: Predictor
     batch = np.random.default_rng(0).normal(size=(3, 3, 32, 160)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(batch)).numpy()
-    np.testing.assert_allclose(shipped.session.run(batch), expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(shipped.engine.run(batch), expected, atol=1e-4, rtol=0)
 
 
 def test_predict_without_model_reads_the_demo_samples() -> None:

@@ -16,14 +16,15 @@ from typer.testing import CliRunner
 
 from crnn_onnx.cli import app
 from crnn_onnx.config import CRNNConfig
+from crnn_onnx.contract import config_from_metadata, config_to_metadata
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.scale.triton import (
     TRITON_OUTPUT_NAME,
     TritonRepository,
     batch_first_model,
-    model_config_text,
     write_model_repository,
 )
+from crnn_onnx.scale.triton_config import model_config_text
 
 onnx = pytest.importorskip("onnx", reason="needs onnx (the triton or export extra)")
 runner = CliRunner()
@@ -67,7 +68,7 @@ def test_parameters_and_labels_carry_the_charset(repo: TritonRepository,
                                                 default_config: CRNNConfig) -> None:
     config = _parse(repo.config_file.read_text(encoding="utf-8"))
     params = {key: value.string_value for key, value in config.parameters.items()}
-    assert CRNNConfig.from_metadata(params) == default_config
+    assert config_from_metadata(params) == default_config
     labels = repo.labels_file.read_text(encoding="utf-8").splitlines()
     assert labels == ["<blank>", *default_config.charset]  # line i = class i
 
@@ -80,7 +81,7 @@ def test_repository_layout_and_model_metadata(repo: TritonRepository,
     assert not [p for p in repo.model_dir.parent.iterdir() if p.name.startswith(".")]
     model = onnx.load(str(repo.model_file))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert CRNNConfig.from_metadata(meta) == default_config
+    assert config_from_metadata(meta) == default_config
     assert meta["crnn_onnx.output_layout"] == "NTC"
     assert [o.name for o in model.graph.output] == [TRITON_OUTPUT_NAME]
 
@@ -108,6 +109,7 @@ def test_client_recipe_decodes_like_the_predictor(repo: TritonRepository,
 
     from crnn_onnx.inference.decoder import ctc_greedy_decode
     from crnn_onnx.inference.images import read_image
+    from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
     from crnn_onnx.inference.preprocess import preprocess
 
@@ -119,12 +121,12 @@ def test_client_recipe_decodes_like_the_predictor(repo: TritonRepository,
         cv2.imwrite(str(paths[-1]), image)
     params = {k: v.string_value for k, v in _parse(
         repo.config_file.read_text(encoding="utf-8")).parameters.items()}
-    config = CRNNConfig.from_metadata(params)
+    config = config_from_metadata(params)
     batch = np.stack([preprocess(read_image(p), config) for p in paths])
     served = ort.InferenceSession(str(repo.model_file), providers=["CPUExecutionProvider"])
     (logits,) = served.run([TRITON_OUTPUT_NAME], {"images": batch})
     decoded = ctc_greedy_decode(logits.transpose(1, 0, 2), config.charset)
-    expected = Predictor(exported_model, "cpu").predict(paths)
+    expected = Predictor(exported_model, PredictorOptions(device="cpu")).predict(paths)
     assert [d.text for d in decoded] == [p.text for p in expected]
     np.testing.assert_allclose([d.confidence for d in decoded],
                                [p.confidence for p in expected], atol=1e-6)
@@ -144,7 +146,7 @@ def test_cpu_instances_and_no_batching(exported_model: Path, tmp_path: Path) -> 
 
 def test_parameter_strings_survive_quoting() -> None:
     charset = ['"', "\\", " ", "é", "中", "\t", "\x01"]
-    meta = CRNNConfig(charset=tuple(charset)).to_metadata()
+    meta = config_to_metadata(CRNNConfig(charset=tuple(charset)))
     text = model_config_text(name="m", input_name="images", input_dims=[3, 32, -1],
                              output_name="logits", output_dims=[-1, 8], parameters=meta)
     params = {k: v.string_value for k, v in _parse(text).parameters.items()}
@@ -159,7 +161,7 @@ def test_static_batch_model_is_refused(exported_model: Path, tmp_path: Path) -> 
     dim.dim_value = 1
     static = tmp_path / "static.onnx"
     onnx.save(model, str(static))
-    with pytest.raises(CRNNError, match=r"batch size is fixed at 1 .*--max-batch-size 0"):
+    with pytest.raises(CRNNError, match=r"batch size is fixed at 1 .*max_batch_size=0"):
         write_model_repository(tmp_path / "models", static)
     assert not (tmp_path / "models" / "crnn").exists()
 
@@ -171,7 +173,7 @@ def test_batch_first_model_refuses_a_batch_first_model(repo: TritonRepository) -
 
 def test_existing_model_folder_needs_force(exported_model: Path, tmp_path: Path) -> None:
     write_model_repository(tmp_path, exported_model, max_batch_size=8)
-    with pytest.raises(CRNNError, match="already exists: pass --force"):
+    with pytest.raises(CRNNError, match="already exists: pass force=True"):
         write_model_repository(tmp_path, exported_model)
     repo = write_model_repository(tmp_path, exported_model, max_batch_size=16, force=True)
     assert "max_batch_size: 16" in repo.config_file.read_text(encoding="utf-8")
@@ -201,7 +203,7 @@ def test_cli_triton_repo(exported_model: Path, tmp_path: Path) -> None:
 def test_predict_refuses_the_batch_first_model(repo: TritonRepository) -> None:
     """Decoding (N, T, C) as (T, N, C) would give wrong text silently: it must be refused."""
     from crnn_onnx.errors import CRNNError
-    from crnn_onnx.inference.engines.onnxruntime import OrtSession
+    from crnn_onnx.inference.engines.onnxruntime import OrtEngine
 
     with pytest.raises(CRNNError, match="batch-first"):
-        OrtSession(repo.model_file)
+        OrtEngine(repo.model_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import typer
 from crnn_onnx import __version__
 from crnn_onnx.errors import CRNNError
 
-__all__ = ["app", "errors_to_exit", "exit_on_sigterm"]
+__all__ = ["app", "errors_to_exit", "exit_on_sigterm", "in_cli_words"]
 
 app = typer.Typer(
     name="crnn-onnx",
@@ -24,13 +25,54 @@ app = typer.Typer(
 )
 
 
+#: How library messages name parameters (Python keyword syntax), and what the command line
+#: calls them. Matched as whole words, longest first.
+_CLI_WORDS: dict[str, str] = {
+    "device='cuda'": "--device cuda",
+    "width_policy='bucket'": "--width-policy bucket",
+    "width_policy='fixed'": "--width-policy fixed",
+    "verify=False": "--no-verify",
+    "dynamic=False": "--static",
+    "max_batch_size=0": "--max-batch-size 0",
+    "force=True": "--force",
+    "another name=": "--name",
+    "gpus_per_worker=": "--gpus-per-worker",
+    "calibration=": "--calibration",
+    "int8_model=": "--int8-model",
+    "fp16_model=": "--fp16-model",
+    "images=DIR": "--images DIR",
+    "workers=": "--workers",
+    "threads=": "--threads",
+    "config=": "--config",
+    "images=": "--images",
+    "model=": "--model",
+    "ckpt=": "--ckpt",
+    "`export_checkpoint(ckpt)`": "`crnn-onnx export --ckpt model.pth`",
+    "`export_checkpoint(CKPT, fp16=True)`": "`crnn-onnx export --fp16 --ckpt CKPT`",
+}
+_CLI_PATTERN = re.compile(
+    r"(?<![\w.])(" + "|".join(map(re.escape, sorted(_CLI_WORDS, key=len, reverse=True))) + ")"
+    r"|`quantize_model\((?P<model>[^`]*)\)`"
+)
+
+
+def in_cli_words(message: str) -> str:
+    """A library message with its parameter names replaced by this CLI's flags."""
+    def replace(match: re.Match[str]) -> str:
+        if match.group("model") is not None:
+            return f"`crnn-onnx quantize {match.group('model')}`"
+        return _CLI_WORDS[match.group(1)]
+
+    return _CLI_PATTERN.sub(replace, message)
+
+
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
-    """Turn the toolkit's own errors into one stderr line and exit code 1."""
+    """Turn the toolkit's own errors into one stderr line, in the CLI's words, and exit 1."""
     try:
         yield
     except CRNNError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {in_cli_words(str(err))}", err=True)
         raise typer.Exit(1) from None
 
 

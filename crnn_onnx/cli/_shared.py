@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+from crnn_onnx.inference.options import Device
+from crnn_onnx.inference.preprocess import WidthPolicy
 
 if TYPE_CHECKING:
     from crnn_onnx.config import CRNNConfig
@@ -17,12 +19,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchSizeOption",
     "ConfigOverrideOption",
-    "Device",
     "DeviceOption",
     "ModelOption",
     "ReportFormat",
     "ThreadsOption",
-    "WidthPolicy",
     "WidthPolicyOption",
     "config_override",
     "model_or_default",
@@ -30,20 +30,8 @@ __all__ = [
 ]
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class WidthPolicy(str, Enum):
-    fixed = "fixed"
-    bucket = "bucket"
-
-
-class ReportFormat(str, Enum):
-    text = "text"
-    json = "json"
+#: How ``eval`` and ``benchmark`` print their report.
+ReportFormat = Literal["text", "json"]
 
 
 ModelOption = Annotated[

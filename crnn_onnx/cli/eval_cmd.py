@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,22 +11,15 @@ from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import (
     BatchSizeOption,
     ConfigOverrideOption,
-    Device,
     DeviceOption,
     ModelOption,
     ReportFormat,
     ThreadsOption,
-    WidthPolicy,
     WidthPolicyOption,
     config_override,
     model_or_default,
 )
-from crnn_onnx.errors import CRNNError
-
-
-class _Split(str, Enum):
-    train = "train"
-    heldout = "heldout"
+from crnn_onnx.synth.words import Split
 
 
 @app.command("eval")
@@ -39,10 +31,10 @@ def evaluate(
     ],
     model: ModelOption = None,
     config: ConfigOverrideOption = None,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     threads: ThreadsOption = None,
-    width_policy: WidthPolicyOption = WidthPolicy.fixed,
+    width_policy: WidthPolicyOption = "fixed",
     min_accuracy: Annotated[
         float | None,
         typer.Option("--min-accuracy", min=0.0, max=1.0,
@@ -50,21 +42,21 @@ def evaluate(
     ] = None,
     fmt: Annotated[
         ReportFormat, typer.Option("--format", "-f", help="text or json (on stdout).")
-    ] = ReportFormat.text,
+    ] = "text",
 ) -> None:
     """Measure word accuracy, CER, accuracy by length and confusions on a labelled set."""
     import json
 
     from crnn_onnx.evaluation.evaluate import read_labels, score
+    from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
 
     with errors_to_exit():
         items = read_labels(labels)
         cfg = config_override(config)
-        predictor = Predictor(
-            model_or_default(model), device.value,
-            batch_size=batch_size, threads=threads, width_policy=width_policy.value, config=cfg,
-        )
+        options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
+                                   width_policy=width_policy)
+        predictor = Predictor(model_or_default(model), options, config=cfg)
         predictions = predictor.predict([item.path for item in items])
         report = score(
             [item.text for item in items], [p.text for p in predictions],
@@ -73,7 +65,7 @@ def evaluate(
     for item, prediction in zip(items, predictions, strict=True):
         if prediction.error:
             typer.echo(f"warning: {item.path}: {prediction.error}", err=True)
-    if fmt is ReportFormat.json:
+    if fmt == "json":
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         typer.echo(f"images         {report.total}")
@@ -100,10 +92,10 @@ def synth(
     ],
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Crops to render.")] = 100,
     split: Annotated[
-        _Split,
+        Split,
         typer.Option("--split", help="heldout: font families and words never used in "
                      "training (for evaluation); train: the training distribution."),
-    ] = _Split.heldout,
+    ] = "heldout",
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same crops.")] = 0,
     compounds: Annotated[
         float,
@@ -121,14 +113,11 @@ def synth(
 ) -> None:
     """Render synthetic word crops with installed fonts, labelled for `crnn-onnx eval`."""
     with errors_to_exit():
-        try:
-            import PIL  # noqa: F401
+        from crnn_onnx.extras import require
 
-            from crnn_onnx.synth.dataset import write_dataset
-        except ModuleNotFoundError as err:
-            if err.name != "PIL":
-                raise
-            raise CRNNError("synth needs Pillow: pip install 'crnn-onnx[synth]'") from None
-        labels = write_dataset(out_dir, count, split=split.value, seed=seed,
-                               compounds=compounds, realism=realism)
+        require("PIL", extra="synth", purpose="synth", name="Pillow")
+        from crnn_onnx.synth.dataset import write_dataset
+
+        labels = write_dataset(out_dir, count, split=split, seed=seed, compounds=compounds,
+                               realism=realism)
     typer.echo(f"wrote {count} crops and {labels}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import ConfigOverrideOption, config_override
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.perf.quantize import CalibrationMethod
 
 
 @app.command()
@@ -51,19 +50,15 @@ def export(
 ) -> None:
     """Export a checkpoint to a self-describing ONNX model, verified against PyTorch."""
     with errors_to_exit():
-        try:
-            import torch  # noqa: F401  (checked first: the export extra's main dependency)
+        from crnn_onnx.extras import require
 
-            from crnn_onnx.export.exporter import export_checkpoint
-        except ModuleNotFoundError as err:
-            if err.name not in ("torch", "onnx"):
-                raise
-            raise CRNNError(f"export needs {err.name}: pip install 'crnn-onnx[export]'") from None
+        # torch first: the export extra's main dependency
+        require("torch", extra="export", purpose="export")
+        require("onnx", extra="export", purpose="export")
         from crnn_onnx.config import load_config
-        from crnn_onnx.export.fp16 import FP16_ATOL
+        from crnn_onnx.export.exporter import export_checkpoint
 
         cfg = load_config(config)
-        atol = atol if atol is not None else FP16_ATOL if fp16 else 1e-4
         report = export_checkpoint(
             ckpt, cfg, output, opset=opset, dynamic=not static, verify=verify, atol=atol,
             fp16=fp16,
@@ -74,7 +69,8 @@ def export(
     )
     n = len(report.cases)
     diff = (
-        f"{report.max_diff:.2e} over {n} input shape{'s' if n != 1 else ''} (atol {atol:g})"
+        f"{report.max_diff:.2e} over {n} input shape{'s' if n != 1 else ''} "
+        f"(atol {report.atol:g})"
         if report.max_diff is not None else "not verified (--no-verify)"
     )
     typer.echo(f"exported  {report.output}")
@@ -85,12 +81,6 @@ def export(
         typer.echo("precision fp16 (input and output float32)")
     typer.echo(f"max diff  {diff}")
     typer.echo(f"time      {report.seconds:.1f} s")
-
-
-class _Calibration(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
 
 
 @app.command()
@@ -123,8 +113,9 @@ def quantize(
                      "--no-lstm keeps the LSTM float32."),
     ] = True,
     method: Annotated[
-        _Calibration, typer.Option("--method", help="How activation ranges are calibrated.")
-    ] = _Calibration.minmax,
+        CalibrationMethod,
+        typer.Option("--method", help="How activation ranges are calibrated."),
+    ] = "minmax",
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling or rendering.")] = 0,
     config: ConfigOverrideOption = None,
 ) -> None:
@@ -135,7 +126,7 @@ def quantize(
         cfg = config_override(config)
         report = quantize_model(
             model, output, calibration=calibration, count=count, per_channel=per_channel,
-            lstm=lstm, method=method.value, seed=seed, config=cfg,
+            lstm=lstm, method=method, seed=seed, config=cfg,
         )
     scales = "per channel" if report.per_channel else "per tensor"
     typer.echo(f"quantized  {report.output}")

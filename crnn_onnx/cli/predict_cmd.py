@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,24 +13,15 @@ from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import (
     BatchSizeOption,
     ConfigOverrideOption,
-    Device,
     DeviceOption,
     ModelOption,
     ThreadsOption,
-    WidthPolicy,
     WidthPolicyOption,
     config_override,
     model_or_default,
     predict_logging,
 )
-
-
-class _Format(str, Enum):
-    text = "text"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-
+from crnn_onnx.records import OutputFormat
 
 #: Show a progress bar (on a terminal, without --quiet) from this many inputs on.
 _PROGRESS_MIN_INPUTS = 64
@@ -61,15 +51,15 @@ def predict(
     ],
     model: ModelOption = None,
     config: ConfigOverrideOption = None,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     threads: ThreadsOption = None,
-    width_policy: WidthPolicyOption = WidthPolicy.fixed,
+    width_policy: WidthPolicyOption = "fixed",
     fmt: Annotated[
-        _Format,
+        OutputFormat,
         typer.Option("--format", "-f", help="text: path, text, confidence per line; json: one "
                      "array; jsonl: one object per line; csv: with a header."),
-    ] = _Format.text,
+    ] = "text",
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the results to FILE (atomically) instead of "
@@ -82,9 +72,11 @@ def predict(
     """Recognise the text in word images; results on stdout, exit 1 if any input failed."""
     import sys
 
+    from crnn_onnx.atomic import atomic_output
     from crnn_onnx.inference.images import expand_paths
+    from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
-    from crnn_onnx.records import RecordWriter, atomic_output
+    from crnn_onnx.records import RecordWriter
 
     total = failed = 0
     with errors_to_exit(), predict_logging(quiet):
@@ -92,11 +84,10 @@ def predict(
         cfg = config_override(config)
         model_path = model_or_default(model)
         with atomic_output(output) as stream:
-            predictor = Predictor(
-                model_path, device.value, batch_size=batch_size, threads=threads,
-                width_policy=width_policy.value, config=cfg,
-            )
-            writer = RecordWriter(stream, fmt.value)
+            options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
+                                       width_policy=width_policy)
+            predictor = Predictor(model_path, options, config=cfg)
+            writer = RecordWriter(stream, fmt)
             show_bar = not quiet and len(sources) >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()
             with _progress(len(sources), show_bar) as advance:
                 for prediction in predictor.predict_paths(sources):

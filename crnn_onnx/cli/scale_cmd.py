@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,25 +14,15 @@ from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import (
     BatchSizeOption,
     ConfigOverrideOption,
-    Device,
     DeviceOption,
     ModelOption,
-    WidthPolicy,
     WidthPolicyOption,
     config_override,
     model_or_default,
     predict_logging,
 )
-
-
-class _BulkFormat(str, Enum):
-    jsonl = "jsonl"
-    parquet = "parquet"
-
-
-class _InstanceKind(str, Enum):
-    gpu = "gpu"
-    cpu = "cpu"
+from crnn_onnx.scale.ray_bulk import BulkFormat
+from crnn_onnx.scale.triton_config import InstanceKind
 
 
 @contextmanager
@@ -63,10 +52,10 @@ def bulk(
                      show_default=False),
     ],
     fmt: Annotated[
-        _BulkFormat,
+        BulkFormat,
         typer.Option("--format", "-f", help="jsonl: what `predict --format jsonl` writes; "
                      "parquet: the same records as columns."),
-    ] = _BulkFormat.jsonl,
+    ] = "jsonl",
     model: ModelOption = None,
     config: ConfigOverrideOption = None,
     workers: Annotated[
@@ -84,13 +73,13 @@ def bulk(
         int, typer.Option("--threads", min=1, help="ONNX Runtime threads per worker (and the "
                           "CPUs Ray reserves for it).")
     ] = 1,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     gpus_per_worker: Annotated[
         float,
         typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray reserves per worker "
                      "(0.5: two share one); --device cuda implies 1 when unset."),
     ] = 0.0,
-    width_policy: WidthPolicyOption = WidthPolicy.fixed,
+    width_policy: WidthPolicyOption = "fixed",
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars, info lines or summary.")
     ] = False,
@@ -103,21 +92,22 @@ def bulk(
     """
     import sys
 
-
-    if device is Device.cpu and gpus_per_worker > 0:
+    if device == "cpu" and gpus_per_worker > 0:
         raise typer.BadParameter("--device cpu does not use the GPUs --gpus-per-worker "
                                  "reserves", param_hint="'--gpus-per-worker'")
-    gpus = gpus_per_worker or (1.0 if device is Device.cuda else 0.0)
     with errors_to_exit(), predict_logging(quiet), _ray_logging(quiet):
-        from crnn_onnx.scale.ray_bulk import bulk_predict, ray_session
+        from crnn_onnx.inference.options import PredictorOptions
+        from crnn_onnx.scale.ray_bulk import bulk_predict
+        from crnn_onnx.scale.ray_cluster import ray_session
 
         cfg = config_override(config)
         model_path = model_or_default(model)
+        options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
+                                   width_policy=width_policy)
         with ray_session(address):
             report = bulk_predict(
-                paths, output, model_path=model_path, fmt=fmt.value, config=cfg,
-                device=device.value, batch_size=batch_size, threads=threads,
-                width_policy=width_policy.value, workers=workers, gpus_per_worker=gpus,
+                paths, output, model_path=model_path, fmt=fmt, options=options, config=cfg,
+                workers=workers, gpus_per_worker=gpus_per_worker or None,
                 progress=not quiet and sys.stderr.isatty(),
             )
     if not quiet:
@@ -150,9 +140,9 @@ def triton_repo(
                           "batcher forms (0: no batching).")
     ] = 64,
     instance_kind: Annotated[
-        _InstanceKind,
+        InstanceKind,
         typer.Option("--instance-kind", help="Run the model instances on the GPU or the CPU."),
-    ] = _InstanceKind.gpu,
+    ] = "gpu",
     instances: Annotated[
         int, typer.Option("--instances", min=1, help="Model instances (per GPU, or on the CPU).")
     ] = 1,
@@ -174,7 +164,7 @@ def triton_repo(
         model_path = model_or_default(model)
         repo = write_model_repository(
             repository, model_path, name=name, max_batch_size=max_batch_size,
-            instance_kind=instance_kind.value, instances=instances, config=cfg, force=force,
+            instance_kind=instance_kind, instances=instances, config=cfg, force=force,
         )
     typer.echo(f"wrote     {repo.model_dir}/ (config.pbtxt, labels.txt, 1/model.onnx)")
     typer.echo(f"input     {repo.input_name} FP32 {list(repo.input_dims)}")

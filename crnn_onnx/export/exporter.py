@@ -1,7 +1,6 @@
 """PyTorch CRNN → self-describing ONNX file, verified against PyTorch with ONNX Runtime.
 
-The export contract: one input ``images`` (N, 3, 32, W) float32, one output ``output0``
-(T, N, C) float32 raw logits, T = W // 4 + 1. A dynamic export leaves N, W and T symbolic
+The file follows :mod:`crnn_onnx.contract`: a dynamic export leaves N, W and T symbolic
 (``batch``, ``width``, ``frames``); a static one fixes the input at (1, 3, 32, config.width).
 The :class:`~crnn_onnx.config.CRNNConfig` travels in ``metadata_props``, so the file alone is
 enough to predict.
@@ -33,30 +32,34 @@ from torch import nn
 from crnn_onnx import __version__
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
+from crnn_onnx.contract import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    TORCH_VERSION_KEY,
+    VERSION_KEY,
+    config_to_metadata,
+    set_metadata,
+)
 from crnn_onnx.errors import CRNNError, one_line
 from crnn_onnx.export.checkpoint import load_checkpoint
 from crnn_onnx.export.model import eval_mode
 from crnn_onnx.export.verify import VerifyCase, VerifyReport, require_onnxruntime, verify_onnx
 
 __all__ = [
+    "DEFAULT_ATOL",
     "DEFAULT_OPSET",
-    "INPUT_NAME",
     "MAX_OPSET",
     "MIN_OPSET",
-    "OUTPUT_NAME",
     "ExportReport",
-    "VerifyCase",
-    "VerifyReport",
     "export_checkpoint",
     "export_onnx",
-    "verify_onnx",
 ]
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAME = "images"
-OUTPUT_NAME = "output0"
 DEFAULT_OPSET = 17
+#: Largest absolute logit difference accepted between an fp32 export and PyTorch.
+DEFAULT_ATOL = 1e-4
 #: Opsets the TorchScript exporter handles for this model (it stops at 20).
 MIN_OPSET, MAX_OPSET = 11, 20
 
@@ -81,6 +84,7 @@ class ExportReport:
         export_seconds: loading the checkpoint, exporting and checking the graph.
         verify_seconds: running both frameworks on the verification inputs.
         fp16: weights and activations are float16 (input and output stay float32).
+        atol: the tolerance the verification applied.
     """
 
     output: Path
@@ -92,6 +96,7 @@ class ExportReport:
     export_seconds: float
     verify_seconds: float
     fp16: bool = False
+    atol: float = DEFAULT_ATOL
 
     @property
     def seconds(self) -> float:
@@ -103,21 +108,10 @@ def _trace_to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, dynam
                    ) -> bytes:
     """Run the TorchScript exporter quietly and return the serialised ModelProto.
 
-    Why the TorchScript exporter (``dynamo=False``) and not torch's default dynamo exporter
-    (both tried with torch 2.13 on this model):
-
-    * dynamo, batch-1 example, dynamic batch: the input is labelled ``batch`` but the batch
-      is baked in (output ``(26, 1, 37)``); ONNX Runtime fails on a Reshape at batch 3.
-    * dynamo, dynamic batch and width (``dynamic_shapes``, example batch 2, or
-      ``dynamic_axes``): the export itself fails, in ``torch.export`` or in decomposing
-      ``aten.lstm`` with a symbolic sequence length ("stack expects each tensor to be equal
-      size").
-    * TorchScript with ``dynamic_axes``: one ONNX ``LSTM`` op per layer, symbolic batch,
-      width and frames, and ONNX Runtime agrees with PyTorch within 1e-4 at batches 1, 3, 8
-      and widths 100, 160, 320 (the verification matrix).
-
-    The TorchScript exporter is deprecated upstream; should a torch release drop it, export
-    fails here with a one-line error and the export tests fail loudly.
+    The TorchScript exporter (``dynamo=False``), because torch's dynamo exporter bakes the
+    example's batch into the graph or fails on the LSTM with symbolic batch and width
+    (docs/history.md); should a torch release drop it, export fails with one line and the
+    export tests fail loudly.
     """
     buffer = io.BytesIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
@@ -172,14 +166,9 @@ def _write_onnx(model: nn.Module, config: CRNNConfig, path: Path, *, opset: int,
         "CRNN text recogniser: images (N, 3, 32, W) float32 -> output0 (T, N, C) raw logits, "
         "T = W // 4 + 1, CTC blank at class 0."
     )
-    metadata = {
-        **config.to_metadata(),
-        "crnn_onnx.version": __version__,
-        "crnn_onnx.torch_version": torch.__version__,
-    }
     del proto.metadata_props[:]
-    for key, value in metadata.items():
-        proto.metadata_props.add(key=key, value=value)
+    set_metadata(proto, {**config_to_metadata(config), VERSION_KEY: __version__,
+                         TORCH_VERSION_KEY: torch.__version__})
     if fp16:
         from crnn_onnx.export.fp16 import to_fp16
 
@@ -254,8 +243,8 @@ def export_checkpoint(
         opset: ONNX opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
         dynamic: symbolic batch and width; else fixed (1, 3, 32, config.width).
         verify: compare with PyTorch (batches 1, 3, 8 × widths 100, 160, 320 when dynamic).
-        atol: largest absolute logit difference accepted; ``None``: 1e-4, or
-            :data:`crnn_onnx.export.fp16.FP16_ATOL` with ``fp16``.
+        atol: largest absolute logit difference accepted; ``None``: :data:`DEFAULT_ATOL`,
+            or :data:`crnn_onnx.export.fp16.FP16_ATOL` with ``fp16``.
         fp16: write a float16 model with float32 input and output (for GPUs), verified
             against the float32 PyTorch model.
 
@@ -272,7 +261,7 @@ def export_checkpoint(
     if atol is None:
         from crnn_onnx.export.fp16 import FP16_ATOL
 
-        atol = FP16_ATOL if fp16 else 1e-4
+        atol = FP16_ATOL if fp16 else DEFAULT_ATOL
     if not (math.isfinite(atol) and atol >= 0):
         raise CRNNError(f"atol must be a non-negative number, got {atol}")
     if output.resolve() == ckpt.resolve():
@@ -307,4 +296,5 @@ def export_checkpoint(
         export_seconds=export_seconds,
         verify_seconds=verify_seconds,
         fp16=fp16,
+        atol=atol,
     )

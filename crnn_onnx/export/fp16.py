@@ -1,26 +1,10 @@
 """float16 models for GPUs: weights and activations in fp16, input and output kept float32.
 
-The conversion is onnxconverter-common's ``convert_float_to_float16`` with
-``keep_io_types=True``: it rewrites every float tensor of the graph to fp16 and puts one Cast
-after the input ``images`` and one before the output ``output0``, so callers feed and read
-float32 exactly as with the fp32 model (the export contract is unchanged, and so are the
-input/output names and the crnn-onnx metadata). An fp16 model is for CUDA, where ONNX
-Runtime runs Conv, LSTM and MatMul in half precision; the CPU provider has no fp16 kernels
-for them and falls back to float32 arithmetic between Casts, so on a CPU it is slower than
-fp32 while still giving fp16-rounded results (which is how the export is verified there).
-
-Tolerance (:data:`FP16_ATOL` = 0.1 on the logits): fp16 keeps 11 significant bits, a
-relative rounding error of up to 2**-11 ≈ 4.9e-4 per stored value, and every layer rounds
-its weights and activations once more. Measured on two trained checkpoints (logits up to
-±17): the largest difference from fp32 is 2.0e-3 to 2.1e-3 over the export's verification
-inputs and 4.0e-3 to 7.1e-3 over 500 held-out word images, with every frame's arg-max, every
-text and every confidence (to 2e-4) unchanged. On a GPU the arithmetic itself is fp16 too
-(accumulating in fp32), which adds error of the same order, hence a tolerance about 14 times
-the measured worst case. What it allows is harmless by construction: logits that move by at
-most 0.1 change each softmax probability by a factor within [e**-0.2, e**0.2] = [0.82,
-1.22], and can only swap the winning class of a frame whose two best logits were within 0.2
-of each other, a frame the model was unsure of anyway. A broken conversion (a wrong Cast, an
-overflow to inf) is off by whole units or NaN and fails it.
+onnxconverter-common's ``convert_float_to_float16`` with ``keep_io_types=True`` rewrites every
+float tensor to fp16 and puts one Cast after the input and one before the output, so callers
+feed and read float32 as with the fp32 model (names and metadata unchanged). An fp16 model is
+for CUDA; ONNX Runtime's CPU provider computes it in fp32 between Casts. The tolerance
+:data:`FP16_ATOL` is justified with measurements in docs/performance.md.
 
 Needs ``onnx`` and ``onnxconverter-common`` (the ``export`` extra).
 """
@@ -31,14 +15,14 @@ import warnings
 
 import onnx
 
+from crnn_onnx.contract import PRECISION_KEY, set_metadata
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.extras import require
 
-__all__ = ["FP16_ATOL", "PRECISION_KEY", "is_fp16", "to_fp16"]
+__all__ = ["FP16_ATOL", "to_fp16"]
 
 #: Largest absolute logit difference accepted between an fp16 export and PyTorch fp32.
 FP16_ATOL = 0.1
-#: Metadata key recording the precision of the weights (``fp16``); absent means fp32.
-PRECISION_KEY = "crnn_onnx.precision"
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -55,12 +39,8 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     Raises:
         CRNNError: onnxconverter-common is missing or the conversion fails.
     """
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise CRNNError(
-            "fp16 export needs onnxconverter-common: pip install 'crnn-onnx[export]'"
-        ) from None
+    float16 = require("onnxconverter_common.float16", extra="export", purpose="fp16 export",
+                      name="onnxconverter-common")
     work = onnx.ModelProto()
     work.CopyFrom(model)  # the converter edits parts of its argument in place
     with warnings.catch_warnings():
@@ -71,14 +51,5 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
             converted = float16.convert_float_to_float16(work, keep_io_types=True)
         except (ValueError, TypeError, RuntimeError) as err:
             raise CRNNError(f"fp16 conversion failed: {err}") from None
-    props = {p.key: p.value for p in converted.metadata_props}
-    props[PRECISION_KEY] = "fp16"
-    del converted.metadata_props[:]
-    for key, value in props.items():
-        converted.metadata_props.add(key=key, value=value)
+    set_metadata(converted, {PRECISION_KEY: "fp16"})
     return converted
-
-
-def is_fp16(metadata: dict[str, str]) -> bool:
-    """Whether a model's metadata marks it as an fp16 export."""
-    return metadata.get(PRECISION_KEY) == "fp16"

@@ -13,15 +13,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["CRNN", "IMAGE_HEIGHT", "eval_mode", "sequence_length"]
+from crnn_onnx.contract import CHANNELS, HEIGHT
 
-#: The backbone reduces a 32-pixel-high input to exactly one row of features.
-IMAGE_HEIGHT = 32
-
-
-def sequence_length(width: int) -> int:
-    """Number of CTC frames T the model emits for an input ``width`` (T = W // 4 + 1)."""
-    return width // 4 + 1
+__all__ = ["CRNN", "eval_mode"]
 
 
 def _feature_extractor() -> nn.Sequential:
@@ -93,7 +87,7 @@ class CRNN(nn.Module):
         num_classes: output classes C, including the CTC blank at index 0.
 
     ``forward`` maps (N, 3, 32, W) float32 images to (T, N, C) float32 raw logits,
-    T = W // 4 + 1; there is no softmax inside.
+    T = :func:`crnn_onnx.contract.sequence_length` (W); there is no softmax inside.
     """
 
     def __init__(self, num_classes: int = 37) -> None:
@@ -104,10 +98,10 @@ class CRNN(nn.Module):
         self.head = _Head(num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] != IMAGE_HEIGHT:
+        if images.dim() != 4 or images.shape[1] != CHANNELS or images.shape[2] != HEIGHT:
             # Upstream silently produces garbage for other heights (H > 1 after the backbone).
             raise ValueError(
-                f"CRNN expects input shaped (N, 3, {IMAGE_HEIGHT}, W); got {tuple(images.shape)}"
+                f"CRNN expects input shaped (N, 3, {HEIGHT}, W); got {tuple(images.shape)}"
             )
         return self.head(self.neck(self.feat_extract(images)))
 

@@ -63,16 +63,16 @@ def require_onnxruntime() -> ModuleType:
     Raises:
         CRNNError: ONNX Runtime is not installed.
     """
-    return import_onnxruntime("; or skip verification (--no-verify)")
+    return import_onnxruntime("; or skip verification (verify=False)")
 
 
 @contextlib.contextmanager
 def _single_threaded_torch() -> Iterator[None]:
     """Run torch on one CPU thread for the duration, then restore the previous count.
 
-    The verification inputs are small (the whole default matrix takes ~1 s on one core),
-    and torch's OpenMP threads busy-wait on each other: on a machine whose cores are busy
-    with other work, two threads made the same matrix take ~28 s instead of ~1 s.
+    The verification inputs are small, and torch's OpenMP threads busy-wait on each other:
+    on a machine whose cores are busy with other work, more threads made it many times
+    slower.
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 WidthPolicy = Literal["fixed", "bucket"]
-WIDTH_POLICIES: tuple[str, ...] = ("fixed", "bucket")
+WIDTH_POLICIES: tuple[str, ...] = get_args(WidthPolicy)
 #: Bucket widths above the config width are multiples of this (also a multiple of the
 #: backbone's horizontal stride 4, so T = W // 4 + 1 is exact).
 BUCKET_STEP = 32

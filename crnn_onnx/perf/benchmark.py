@@ -1,63 +1,35 @@
-"""``crnn-onnx benchmark``: torch eager against ONNX Runtime, and where predict's time goes.
-
-Everything runs in one process on the same inputs, so the ratios are fair:
+"""The benchmark: engines on the same inputs in one process, then predict's pipeline.
 
 * **Engines** (:data:`ENGINES`): ``torch`` (PyTorch eager on the checkpoint the model was
-  exported from; skipped with a note where torch or the checkpoint is missing), ``ort``
-  (the fp32 ONNX model), ``ort-int8`` (its ``crnn-onnx quantize`` output) and ``ort-fp16``
-  (its ``export --fp16`` twin, meant for CUDA). Each is timed at every batch size: warm-up
-  runs first, then runs for a fixed time, split over rounds that alternate the engine order
-  so that a background load drifting over time spreads over all engines alike. Reported:
-  median and 90th-percentile latency per batch, images/s at the median, and the speed-ups
-  over torch and over ``ort``.
-* **Pipeline** (with ``images``): the stages of ``predict`` timed one after the other on
-  the same files (image decode, preprocessing with batching, inference, CTC decoding),
-  then :class:`~crnn_onnx.inference.predictor.Predictor` end to end on those files. Its throughput
-  against the inference stage alone ("model-only") says how well reading overlaps
-  inference.
-* **Start-up**: one-image ``crnn-onnx predict`` as a whole process, start to exit.
+  exported from), ``ort`` (the fp32 ONNX model), ``ort-int8`` (its quantized twin) and
+  ``ort-fp16`` (its fp16 twin, meant for CUDA); one that cannot run is skipped with a note.
+  Each is timed at every batch size: warm-up runs, then runs for a fixed time, in rounds
+  that alternate the engine order so that a drifting background load touches all alike.
+* **Pipeline** (with ``images``): predict's stages one after the other, then the Predictor
+  end to end (:mod:`crnn_onnx.perf.pipeline`); and, through a caller's ``startup``
+  function, a one-image process from start to exit.
 
-Timings on a busy machine mean little: the report gives the share of the CPUs that other
-processes used while it ran (Linux), so a reader can tell.
-
-The report types and their text tables live in :mod:`crnn_onnx.perf.report` (and are
-importable from here too), the machine description and load meter in :mod:`crnn_onnx.perf.machine`.
+The report (:mod:`crnn_onnx.perf.report`) says how busy other processes kept the CPUs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.inference.engines.onnxruntime import Device, OrtSession, SessionOptions
+from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions
+from crnn_onnx.inference.options import Device, PredictorOptions
 from crnn_onnx.perf.machine import LoadMeter, describe_machine, package_versions
-from crnn_onnx.perf.report import (
-    BenchmarkReport,
-    EngineTiming,
-    PipelineReport,
-    StageTiming,
-    format_text,
-)
+from crnn_onnx.perf.pipeline import engine_inputs, image_files, time_pipeline
+from crnn_onnx.perf.report import BenchmarkReport, EngineTiming
 
-__all__ = [
-    "ENGINES",
-    "BenchmarkReport",
-    "EngineTiming",
-    "PipelineReport",
-    "StageTiming",
-    "format_text",
-    "run_benchmark",
-]
+__all__ = ["ENGINES", "run_benchmark"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,30 +38,7 @@ _ROUNDS = 2
 _MIN_RUNS = 5
 _MAX_RUNS = 2000
 
-
-# --- engines ------------------------------------------------------------------------------
-
 Runner = Callable[[np.ndarray], np.ndarray]
-
-
-def _torch_runner(ckpt: Path, config: CRNNConfig, threads: int) -> Runner:
-    import torch
-
-    from crnn_onnx.export.checkpoint import load_checkpoint
-
-    torch.set_num_threads(threads)
-    model = load_checkpoint(ckpt, config).eval()
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(batch)).numpy()
-
-    return run
-
-
-def _ort_runner(path: Path, device: Device, threads: int) -> tuple[Runner, OrtSession]:
-    session = OrtSession(path, SessionOptions(device=device, threads=threads))
-    return session.run, session
 
 
 def _variant_path(model: Path, suffix: str) -> Path:
@@ -99,45 +48,45 @@ def _variant_path(model: Path, suffix: str) -> Path:
 def _load_engines(
     engines: Sequence[str], model: Path, *, ckpt: Path | None, int8_model: Path | None,
     fp16_model: Path | None, device: Device, threads: int, notes: list[str],
-) -> tuple[dict[str, Runner], dict[str, str], OrtSession]:
+) -> tuple[dict[str, Runner], dict[str, str], OrtEngine]:
     """Build the runners that can run; explain the others in ``notes``."""
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise CRNNError(f"unknown engine(s) {', '.join(unknown)} (known: {', '.join(ENGINES)})")
-    reference_run, reference = _ort_runner(model, device, threads)
+    options = OrtOptions(device=device, threads=threads)
+    reference = OrtEngine(model, options)
     runners: dict[str, Runner] = {}
     paths: dict[str, str] = {}
     for engine in engines:
         if engine == "ort":
-            runners[engine], paths[engine] = reference_run, str(model)
+            runners[engine], paths[engine] = reference.run, str(model)
         elif engine in ("ort-int8", "ort-fp16"):
             kind = engine.removeprefix("ort-")
             given = int8_model if kind == "int8" else fp16_model
             path = given if given is not None else _variant_path(model, kind)
             if not path.is_file():
-                how = (f"crnn-onnx quantize {model}" if kind == "int8"
-                       else "crnn-onnx export --fp16 --ckpt CKPT")
+                how = (f"quantize_model({model})" if kind == "int8"
+                       else "export_checkpoint(CKPT, fp16=True)")
                 notes.append(f"{engine} skipped: {path} not found (make it with `{how}`, or "
-                             f"pass --{kind}-model)")
+                             f"pass {kind}_model=)")
                 continue
-            runners[engine], _ = _ort_runner(path, device, threads)
-            paths[engine] = str(path)
+            runners[engine], paths[engine] = OrtEngine(path, options).run, str(path)
             if kind == "fp16" and reference.device == "cpu":
                 notes.append("ort-fp16 on the CPU: ONNX Runtime has no fp16 kernels for this "
                              "model's ops there and computes in fp32 between Casts; fp16 is "
                              "for CUDA")
         elif engine == "torch":
             try:
-                import torch  # noqa: F401
+                from crnn_onnx.export.eager import eager_runner
             except ImportError:
                 notes.append("torch skipped: PyTorch is not installed (pip install "
                              "'crnn-onnx[export]')")
                 continue
             path = ckpt if ckpt is not None else model.with_suffix(".pth")
             if not path.is_file():
-                notes.append(f"torch skipped: no checkpoint ({path} not found; pass --ckpt)")
+                notes.append(f"torch skipped: no checkpoint ({path} not found; pass ckpt=)")
                 continue
-            runners[engine] = _torch_runner(path, reference.config, threads)
+            runners[engine] = eager_runner(path, reference.spec.config, threads)
             paths[engine] = str(path)
     return runners, paths, reference
 
@@ -185,98 +134,6 @@ def _timing(engine: str, x: np.ndarray, samples: list[float]) -> EngineTiming:
     )
 
 
-# --- inputs and pipeline --------------------------------------------------------------------
-
-
-def _image_files(images: Path, limit: int) -> list[str]:
-    from crnn_onnx.inference.images import expand_paths
-
-    files = [src.path for src in expand_paths([images]) if src.error is None]
-    if not files:
-        raise CRNNError(f"{images}: no image files found")
-    return files[:limit]
-
-
-def _inputs(files: list[str] | None, config: CRNNConfig, width: int, count: int
-            ) -> np.ndarray:
-    """(count, 3, 32, width) float32: real preprocessed crops (repeated if too few), or
-    seeded standard-normal noise without files."""
-    if not files:
-        return np.random.default_rng(0).standard_normal((count, 3, config.height, width),
-                                                        dtype=np.float32)
-    from crnn_onnx.inference.images import read_image
-    from crnn_onnx.inference.preprocess import preprocess
-
-    tensors = [preprocess(read_image(f), config, width) for f in files[:count]]
-    return np.stack([tensors[i % len(tensors)] for i in range(count)])
-
-
-def _pipeline(files: list[str], source: str, model: Path, session: OrtSession, *, batch: int,
-              device: Device, threads: int) -> PipelineReport:
-    """Time predict's stages one after the other, then the Predictor end to end.
-
-    Inference alone and the Predictor end to end alternate for :data:`_ROUNDS` rounds
-    (their times averaged), so that a load that comes and goes touches both alike.
-    """
-    from crnn_onnx.inference.decoder import ctc_greedy_decode
-    from crnn_onnx.inference.images import read_image
-    from crnn_onnx.inference.predictor import Predictor
-    from crnn_onnx.inference.preprocess import preprocess
-
-    config = session.config
-    n = len(files)
-    t0 = time.perf_counter()
-    decoded = [read_image(f) for f in files]
-    t1 = time.perf_counter()
-    batches = [
-        np.stack([preprocess(image, config) for image in decoded[i:i + batch]])
-        for i in range(0, n, batch)
-    ]
-    t2 = time.perf_counter()
-    logits = [session.run(b) for b in batches]
-    t3 = time.perf_counter()
-    for out in logits:
-        ctc_greedy_decode(out, config.charset)
-    t4 = time.perf_counter()
-
-    predictor = Predictor(model, device, batch_size=batch, threads=threads)
-    predictor.predict(files[:1])  # warm-up: first-run allocations
-    inference, end_to_end = [t3 - t2], []
-    for round_index in range(_ROUNDS):
-        if round_index:
-            start = time.perf_counter()
-            for b in batches:
-                session.run(b)
-            inference.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        count = sum(1 for _ in predictor.predict_paths(files))
-        end_to_end.append(time.perf_counter() - start)
-        if count != n:
-            raise CRNNError(f"the pipeline returned {count} predictions for {n} files")
-    stages = tuple(
-        StageTiming(stage, 1000.0 * seconds / n)
-        for stage, seconds in (("image decode", t1 - t0), ("preprocessing", t2 - t1),
-                               ("inference", statistics.mean(inference)),
-                               ("CTC decoding", t4 - t3))
-    )
-    return PipelineReport(images=n, batch=batch, source=source, stages=stages,
-                          end_to_end_s=statistics.mean(end_to_end))
-
-
-def _startup(image: str, model: Path, runs: int) -> float:
-    """Median wall time of ``python -m crnn_onnx predict IMAGE --model MODEL -q``."""
-    command = [sys.executable, "-m", "crnn_onnx", "predict", image, "--model", str(model), "-q"]
-    walls = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              check=False)
-        walls.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise CRNNError(f"one-image predict failed: {done.stderr.decode().strip()[-300:]}")
-    return statistics.median(walls)
-
-
 # --- the benchmark ----------------------------------------------------------------------------
 
 
@@ -296,7 +153,7 @@ def run_benchmark(
     pipeline_batch: int | None = None,
     seconds: float = 1.0,
     warmup: int = 3,
-    startup_runs: int = 3,
+    startup: Callable[[str], float] | None = None,
 ) -> BenchmarkReport:
     """Time the engines on the same inputs, then the pipeline and the start-up.
 
@@ -318,15 +175,16 @@ def run_benchmark(
         pipeline_batch: batch size of the pipeline; default the largest of ``batch_sizes``.
         seconds: timed seconds per engine and batch size (after ``warmup`` runs).
         warmup: untimed runs per engine and batch size.
-        startup_runs: one-image processes to time (0 skips it).
+        startup: times a one-image prediction process on the image path it is given
+            (start to exit, in seconds); ``None`` skips it.
 
     Raises:
         CRNNError: bad arguments, an unknown engine, or a model that does not load.
     """
     if not batch_sizes or min(batch_sizes) < 1:
         raise CRNNError(f"batch sizes must be at least 1, got {list(batch_sizes)}")
-    if seconds <= 0 or warmup < 0 or startup_runs < 0 or pipeline_images < 1:
-        raise CRNNError("seconds must be > 0, warmup and startup runs >= 0, pipeline images >= 1")
+    if seconds <= 0 or warmup < 0 or pipeline_images < 1:
+        raise CRNNError("seconds must be > 0, warmup >= 0, pipeline images >= 1")
     if not engines:
         raise CRNNError("no engines to benchmark")
     meter = LoadMeter()
@@ -342,16 +200,17 @@ def run_benchmark(
     )
     if not runners:
         raise CRNNError("none of the engines can run: " + "; ".join(notes))
-    config = reference.config
+    config = reference.spec.config
     width = width or config.width
-    if reference.static_width is not None and width != reference.static_width:
-        raise CRNNError(f"this model's input width is fixed at {reference.static_width}")
+    static_width = reference.spec.static_width
+    if static_width is not None and width != static_width:
+        raise CRNNError(f"this model's input width is fixed at {static_width}")
 
-    files = _image_files(Path(images), pipeline_images) if images is not None else None
+    files = image_files(Path(images), pipeline_images) if images is not None else None
     largest = max(batch_sizes)
-    inputs = _inputs(files, config, width, largest)
+    inputs = engine_inputs(files, config, width, largest)
     described = (f"{min(len(files), largest)} word images from {images}" if files
-                 else "seeded standard-normal noise (no --images)")
+                 else "seeded standard-normal noise (no images=)")
 
     timings = []
     for batch in sorted(set(batch_sizes)):
@@ -367,19 +226,19 @@ def run_benchmark(
     }
 
     pipeline = None
-    startup = None
+    startup_s = None
     if files:
         logger.info("timing the pipeline on %d images", len(files))
-        pipeline = _pipeline(files, str(images), model, reference,
-                             batch=pipeline_batch or largest, device=device, threads=threads)
-        if startup_runs:
-            logger.info("timing %d one-image predict process(es)", startup_runs)
-            startup = _startup(files[0], model, startup_runs)
+        pipeline = time_pipeline(files, str(images), reference, batch=pipeline_batch or largest,
+                                 options=PredictorOptions(device=device, threads=threads))
+        if startup is not None:
+            logger.info("timing one-image prediction processes")
+            startup_s = startup(files[0])
     else:
-        notes.append("pipeline and start-up skipped: pass --images DIR (word images)")
+        notes.append("pipeline and start-up skipped: pass images=DIR (word images)")
 
     return BenchmarkReport(
         machine=describe_machine(), versions=package_versions(), threads=threads, width=width,
         inputs=described, models=paths, timings=tuple(timings), max_abs_diff=diffs,
-        pipeline=pipeline, startup_s=startup, background_load=meter.stop(), notes=tuple(notes),
+        pipeline=pipeline, startup_s=startup_s, background_load=meter.stop(), notes=tuple(notes),
     )

@@ -1,34 +1,14 @@
 """int8 quantization of a CRNN ONNX model for the CPU, calibrated on word images.
 
-What is quantized, and why (2-core Xeon with AVX-512 VNNI, onnxruntime 1.32, width 100,
-speed-up over fp32 at batch 32, measured in one process; see the README's Performance
-section):
+Static QDQ quantization (uint8 activations, int8 weights per output channel, ranges
+calibrated on word images) lets ONNX Runtime fuse the convolutions into QLinearConv; the
+LSTM weights are quantized dynamically on top (static quantization has no LSTM). What was
+tried and measured is in docs/performance.md.
 
-* The convolutions take ~80 % of the fp32 time, the BiLSTM most of the rest.
-* Dynamic quantization of every op runs the convolutions as ConvInteger: 0.16×, six times
-  *slower*. Dynamic quantization of LSTM and MatMul alone: 1.04× (the convolutions stay fp32).
-* Static QDQ quantization (:func:`quantize_static`, uint8 activations, int8 weights,
-  ranges calibrated on word images): ONNX Runtime fuses the graph into QLinearConv /
-  NhwcMaxPool / QLinearMatMul running on VNNI: 2.35× with the LSTM left in fp32.
-* Plus the LSTM weights in int8 (DynamicQuantizeLSTM, activations quantized on the fly;
-  static quantization has no LSTM): 3.04×. Per-tensor weight scales were no faster (3.06×)
-  than per-channel ones, so per-channel, the more accurate, is the default; ``lstm=False``
-  keeps the LSTM in float32.
-
-Accuracy on 500 held-out crops did not move for the interim model (89.0 % → 89.0 %) nor the
-final one (92.4 % → 92.4 %); an earlier checkpoint lost 0.4 points (85.0 % → 84.6 %).
-
-Calibration images come from a folder (read and preprocessed exactly as ``predict`` does,
-at the model's width), or, without one, are rendered by :mod:`crnn_onnx.synth` from the
-*train* split (fonts and words that the held-out set never uses, so evaluating the
-quantized model on a held-out set stays fair). One image in five is kept out of calibration
-and used to check the result: the report gives how often the int8 model reads those
-exactly as the fp32 model does.
-
-The output keeps the input ``images``, the output ``output0`` and the crnn-onnx metadata
-(charset, preprocessing), plus ``crnn_onnx.quantization`` describing what was done, so
-``predict`` and ``eval`` work on it unchanged. Needs ``onnx`` (the ``quantize`` extra);
-synthetic calibration needs Pillow (the ``synth`` extra).
+One calibration image in five is kept out and used to check the result: the report gives
+how often the int8 model reads those exactly as the fp32 model does. The output keeps the
+input, output and crnn-onnx metadata, plus :data:`~crnn_onnx.contract.QUANTIZATION_KEY`
+describing what was done. Needs ``onnx`` (the ``quantize`` extra).
 """
 
 from __future__ import annotations
@@ -37,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import tempfile
 import time
 from collections.abc import Iterator
@@ -50,9 +29,12 @@ import numpy as np
 
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.config import CRNNConfig
+from crnn_onnx.contract import PRECISION_KEY, QUANTIZATION_KEY, set_metadata
 from crnn_onnx.errors import CRNNError, one_line
+from crnn_onnx.extras import require
 from crnn_onnx.inference.decoder import ctc_greedy_decode
-from crnn_onnx.inference.engines.onnxruntime import OrtSession, SessionOptions
+from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions
+from crnn_onnx.perf.calibration import calibration_images
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -68,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
-#: Metadata key describing the quantization (JSON); its presence marks a quantized model.
-QUANTIZATION_KEY = "crnn_onnx.quantization"
 #: Ops whose presence means a graph is quantized already.
 _QUANTIZED_OPS = frozenset({
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
@@ -118,65 +98,6 @@ def default_output(model: str | Path) -> Path:
     return model.with_name(f"{model.stem}.int8.onnx")
 
 
-def calibration_images(
-    config: CRNNConfig,
-    folder: str | Path | None = None,
-    *,
-    count: int = 320,
-    seed: int = 0,
-) -> tuple[list[np.ndarray], str]:
-    """Preprocessed calibration inputs and a description of where they came from.
-
-    Args:
-        config: preprocessing settings; every image is preprocessed at ``config.width``.
-        folder: images to use (searched recursively, as ``predict`` does); ``None`` renders
-            synthetic crops of the *train* split with :func:`crnn_onnx.synth.synth_samples`.
-        count: most images to use; from a larger folder a seeded random sample is drawn.
-        seed: seed of the sample (and of the synthetic renderer).
-
-    Returns:
-        ((3, 32, config.width) float32 arrays, where they came from in words).
-
-    Raises:
-        CRNNError: the folder holds no readable image; synthetic rendering unavailable.
-    """
-    from crnn_onnx.inference.images import expand_paths, read_image
-    from crnn_onnx.inference.preprocess import preprocess
-
-    if count < 1:
-        raise CRNNError(f"the calibration needs at least 1 image, got count={count}")
-    if folder is None:
-        try:
-            from crnn_onnx.synth.dataset import synth_samples
-        except ImportError as err:
-            raise CRNNError(
-                f"calibrating without --calibration renders synthetic crops, which needs "
-                f"{err.name or 'Pillow'}: pip install 'crnn-onnx[synth]', or pass a folder of "
-                "word images"
-            ) from None
-        tensors = [
-            preprocess(sample.image, config)
-            for sample in synth_samples(count, split="train", seed=seed)
-        ]
-        return tensors, f"synthetic crops (crnn_onnx.synth, train split, seed {seed})"
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CRNNError(f"calibration folder {str(folder)!r} is not a directory")
-    files = [src.path for src in expand_paths([folder]) if src.error is None]
-    if len(files) > count:
-        files = sorted(random.Random(seed).sample(files, count))
-    tensors = []
-    for path in files:
-        try:
-            tensors.append(preprocess(read_image(path), config))
-        except CRNNError as err:
-            logger.warning("calibration: skipping %s: %s", path, err)
-    if not tensors:
-        raise CRNNError(f"calibration folder {str(folder)!r} holds no readable images")
-    return tensors, f"images from {folder}"
-
-
 def quantize_model(
     model: str | Path,
     output: str | Path | None = None,
@@ -220,8 +141,8 @@ def quantize_model(
         raise CRNNError(f"output {str(output)!r} would overwrite the model being quantized")
     onnx, q = _import_quantization()
 
-    fp32 = OrtSession(source, SessionOptions(device="cpu"), config=config)
-    config = fp32.config
+    fp32 = OrtEngine(source, OrtOptions(device="cpu"), config=config)
+    config = fp32.spec.config
     proto = onnx.load(str(source))
     metadata = {p.key: p.value for p in proto.metadata_props}
     _check_quantizable(source, proto, metadata)
@@ -241,7 +162,7 @@ def quantize_model(
                 q.quantize_static(
                     str(prepared),
                     str(static),
-                    _Batches(calibrate, fp32.input_name),
+                    _Batches(calibrate, fp32.spec.input_name),
                     quant_format=q.QuantFormat.QDQ,
                     activation_type=q.QuantType.QUInt8,
                     weight_type=q.QuantType.QInt8,
@@ -274,19 +195,18 @@ def quantize_model(
             "method": method,
         })
         del quantized.metadata_props[:]
-        for key, value in metadata.items():
-            quantized.metadata_props.add(key=key, value=value)
+        set_metadata(quantized, metadata)
         quantized.producer_name = proto.producer_name
         quantized.producer_version = proto.producer_version
         quantized.doc_string = proto.doc_string
         final = tmp / "final.onnx"
         onnx.save_model(quantized, str(final))
 
-        int8 = OrtSession(final, SessionOptions(device="cpu"), config=config)
-        if (int8.input_name, int8.output_name) != (fp32.input_name, fp32.output_name):
+        int8 = OrtEngine(final, OrtOptions(device="cpu"), config=config)
+        names = (int8.spec.input_name, int8.spec.output_name)
+        if names != (fp32.spec.input_name, fp32.spec.output_name):
             raise CRNNError(
-                f"quantization renamed the graph's input/output to {int8.input_name!r}/"
-                f"{int8.output_name!r}"
+                f"quantization renamed the graph's input/output to {names[0]!r}/{names[1]!r}"
             )
         agreement = _agreement(fp32, int8, check)
         size = final.stat().st_size
@@ -332,10 +252,10 @@ class _Batches:
         self._batches = self._iterate()
 
 
-def _agreement(reference: OrtSession, candidate: OrtSession, images: list[np.ndarray]) -> float:
+def _agreement(reference: OrtEngine, candidate: OrtEngine, images: list[np.ndarray]) -> float:
     """Fraction of ``images`` that ``candidate`` reads exactly as ``reference`` does."""
     same = 0
-    charset = reference.config.charset
+    charset = reference.spec.config.charset
     for start in range(0, len(images), 32):
         batch = np.stack(images[start:start + 32])
         want = ctc_greedy_decode(reference.run(batch), charset)
@@ -345,22 +265,13 @@ def _agreement(reference: OrtSession, candidate: OrtSession, images: list[np.nda
 
 
 def _import_quantization() -> tuple[ModuleType, ModuleType]:
-    try:
-        import onnx
-        from onnxruntime import quantization
-    except ImportError as err:
-        name = err.name or "onnx"
-        if name.startswith("onnxruntime"):
-            raise CRNNError(
-                "quantize needs ONNX Runtime: pip install 'crnn-onnx[cpu]'"
-            ) from None
-        raise CRNNError(f"quantize needs {name}: pip install 'crnn-onnx[quantize]'") from None
+    onnx = require("onnx", extra="quantize", purpose="quantize")
+    quantization = require("onnxruntime.quantization", extra="cpu", purpose="quantize",
+                           name="ONNX Runtime")
     return onnx, quantization
 
 
 def _check_quantizable(path: Path, proto: Any, metadata: dict[str, str]) -> None:
-    from crnn_onnx.export.fp16 import PRECISION_KEY
-
     if QUANTIZATION_KEY in metadata or any(n.op_type in _QUANTIZED_OPS for n in proto.graph.node):
         raise CRNNError(f"{path} is quantized already; quantize the fp32 model it came from")
     if metadata.get(PRECISION_KEY, "fp32") != "fp32":

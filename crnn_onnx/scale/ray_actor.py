@@ -15,30 +15,24 @@ import numpy as np
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError, one_line
-from crnn_onnx.inference.engines.onnxruntime import Device
 from crnn_onnx.inference.images import MAX_FILE_BYTES, decode_image
-from crnn_onnx.inference.predictor import ImageInput, Prediction, Predictor
-from crnn_onnx.inference.preprocess import WidthPolicy
-from crnn_onnx.scale.ray_inputs import import_pyarrow, import_ray
+from crnn_onnx.inference.options import PredictorOptions
+from crnn_onnx.inference.predictor import ImageInput, Predictor
+from crnn_onnx.results import RECORD_FIELDS, Prediction, printable
+from crnn_onnx.scale.ray_cluster import pyarrow_module, ray_module
 
-__all__ = ["RecognizeBatch", "display_path", "result_schema"]
+__all__ = ["RecognizeBatch", "result_schema"]
 
 #: Threads per actor fetching URI inputs (network-bound, so more than the cores).
 _URI_READERS = 8
 
 
-def display_path(path: str) -> str:
-    """``path`` as valid UTF-8 text (what Arrow strings hold): bytes of a file name that
-    are not UTF-8 (possible on Linux) become ``\\xNN``, as in the text and CSV formats."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def result_schema(pa: ModuleType) -> Any:
-    """The Arrow schema of the actor's output table (``pa`` is the pyarrow module)."""
-    return pa.schema([
-        ("index", pa.int64()), ("path", pa.string()), ("text", pa.string()),
-        ("confidence", pa.float64()), ("error", pa.string()),
-    ])
+    """The Arrow schema of the actor's output: the row ``index``, then the record's fields
+    (``pa`` is the pyarrow module)."""
+    types = {"path": pa.string(), "text": pa.string(), "confidence": pa.float64(),
+             "error": pa.string()}
+    return pa.schema([("index", pa.int64()), *((name, types[name]) for name in RECORD_FIELDS)])
 
 
 class RecognizeBatch:
@@ -48,13 +42,13 @@ class RecognizeBatch:
         model: the ONNX model's bytes, or a Ray ``ObjectRef`` to them (written to a
             temporary file to build the session, then removed).
         filesystems: pyarrow filesystems for the rows' ``fs_index``.
-        config, device, batch_size, threads, width_policy: as for
-            :class:`~crnn_onnx.inference.predictor.Predictor`.
+        config, options: as for :class:`~crnn_onnx.inference.predictor.Predictor`.
 
     Called with a ``pyarrow.Table`` of rows ``index``, ``path`` (binary,
     ``os.fsencode``), ``error``, ``fs_index``, ``fs_path``; returns a ``pyarrow.Table`` of
-    ``index``, ``path`` (string, see :func:`iter_predictions`), ``text``, ``confidence``,
-    ``error`` in the same order, one row per input row.
+    ``index`` and the record's fields (:func:`result_schema`; the path as
+    :func:`~crnn_onnx.results.printable` text, the confidence unrounded), in the same order,
+    one row per input row.
     """
 
     def __init__(
@@ -63,13 +57,10 @@ class RecognizeBatch:
         *,
         filesystems: Sequence[Any] = (),
         config: CRNNConfig | None = None,
-        device: Device = "auto",
-        batch_size: int = 32,
-        threads: int | None = 1,
-        width_policy: WidthPolicy = "fixed",
+        options: PredictorOptions | None = None,
     ) -> None:
         if not isinstance(model, bytes):
-            model = import_ray().get(model)
+            model = ray_module().get(model)
         self.predictor: Predictor | None = None
         # Ray reports an exception raised while an actor is created only as text (with a
         # traceback); raised from a call, it travels as the exception itself, so that the
@@ -79,10 +70,7 @@ class RecognizeBatch:
             model_path = Path(tmp) / "model.onnx"
             model_path.write_bytes(model)
             try:
-                self.predictor = Predictor(
-                    model_path, device, batch_size=batch_size, threads=threads,
-                    width_policy=width_policy, config=config,
-                )
+                self.predictor = Predictor(model_path, options, config=config)
             except CRNNError as err:
                 self._error = CRNNError(str(err).replace(str(model_path), "the model"))
         self._filesystems = list(filesystems)
@@ -92,7 +80,7 @@ class RecognizeBatch:
         if self.predictor is None:
             assert self._error is not None
             raise self._error
-        pa = import_pyarrow()
+        pa = pyarrow_module()
         rows = batch.to_pylist()
         for row in rows:
             row["path"] = os.fsdecode(row["path"])
@@ -123,7 +111,7 @@ class RecognizeBatch:
         assert len(done) == len(rows)
         return pa.table({
             "index": [row["index"] for row in rows],
-            "path": [display_path(p.path or "") for p in done],
+            "path": [printable(p.path or "") for p in done],
             "text": [p.text for p in done],
             "confidence": [p.confidence for p in done],
             "error": [p.error for p in done],

@@ -1,10 +1,9 @@
-"""Bulk recognition's inputs: local paths and URIs listed in order, and the optional imports.
+"""Bulk recognition's inputs: local paths and URIs, listed in order.
 
-Local paths expand exactly as ``crnn-onnx predict`` expands them
+Local paths expand exactly as the Predictor expands them
 (:func:`crnn_onnx.inference.images.expand_paths`); URIs (``s3://``, ``gs://``, ``hdfs://``,
 ``file://``) are opened with pyarrow's filesystems, a folder listed recursively in sorted
-order. Ray and pyarrow are imported only when used, and their absence is a
-:class:`~crnn_onnx.errors.CRNNError` naming the extra to install.
+order.
 """
 
 from __future__ import annotations
@@ -13,48 +12,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from crnn_onnx.errors import CRNNError, one_line
+from crnn_onnx.errors import one_line
 from crnn_onnx.inference.images import IMAGE_EXTENSIONS, expand_paths
+from crnn_onnx.scale.ray_cluster import pyarrow_module
 
-__all__ = ["RAY_EXTRA_HINT", "BulkInput", "import_pyarrow", "import_ray", "list_inputs"]
-
-RAY_EXTRA_HINT = "pip install 'crnn-onnx[ray]'"
-
-
-def import_ray() -> ModuleType:
-    """The ``ray`` module with Ray Data loaded.
-
-    Raises:
-        CRNNError: Ray (or the pyarrow and pandas it brings) is not installed.
-    """
-    try:
-        import ray
-        import ray.data
-    except ModuleNotFoundError as err:
-        if err.name is None or err.name.split(".")[0] not in ("ray", "pyarrow", "pandas"):
-            raise
-        raise CRNNError(f"bulk recognition needs Ray: {RAY_EXTRA_HINT}") from None
-    return ray
-
-
-def import_pyarrow() -> ModuleType:
-    """The ``pyarrow`` module with its filesystems loaded.
-
-    Raises:
-        CRNNError: pyarrow is not installed.
-    """
-    try:
-        import pyarrow
-        import pyarrow.fs
-    except ModuleNotFoundError as err:
-        if err.name is None or err.name.split(".")[0] != "pyarrow":
-            raise
-        raise CRNNError(f"bulk recognition needs pyarrow: {RAY_EXTRA_HINT}") from None
-    return pyarrow
-
+__all__ = ["BulkInput", "list_inputs"]
 
 def _is_uri(arg: str) -> bool:
     return "://" in arg
@@ -79,7 +43,7 @@ def list_inputs(paths: Sequence[str | Path]) -> tuple[list[BulkInput], list[Any]
         if not _is_uri(arg):
             inputs.extend(BulkInput(src.path, src.error) for src in expand_paths([arg]))
             continue
-        pa = import_pyarrow()
+        pa = pyarrow_module()
         try:
             fs, root = pa.fs.FileSystem.from_uri(arg)
             info = fs.get_file_info(root)

@@ -15,8 +15,8 @@ the original's, transposed. Clients transpose back to (T, N, C) for
 :func:`crnn_onnx.inference.decoder.ctc_greedy_decode`.
 
 The charset and preprocessing settings travel in ``parameters`` under the same keys as the
-ONNX metadata (:meth:`CRNNConfig.to_metadata`), so a client rebuilds the config from
-``get_model_config`` with :meth:`CRNNConfig.from_metadata`.
+ONNX metadata (:func:`crnn_onnx.contract.config_to_metadata`), so a client rebuilds the
+config from ``get_model_config`` with :func:`crnn_onnx.contract.config_from_metadata`.
 
 This module needs ``onnx`` (the ``triton`` or ``export`` extra), never torch or Triton.
 """
@@ -25,35 +25,33 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
-from crnn_onnx import __version__
+from crnn_onnx.atomic import atomic_folder
 from crnn_onnx.config import CRNNConfig
+from crnn_onnx.contract import (
+    LAYOUT_KEY,
+    config_from_metadata,
+    config_to_metadata,
+    set_metadata,
+)
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.extras import require
+from crnn_onnx.scale.triton_config import INSTANCE_KINDS, InstanceKind, model_config_text
 
 __all__ = [
-    "INSTANCE_KINDS",
-    "LAYOUT_METADATA_KEY",
+    "BLANK_LABEL",
     "TRITON_OUTPUT_NAME",
-    "InstanceKind",
     "TritonRepository",
     "batch_first_model",
-    "model_config_text",
     "write_model_repository",
 ]
 
-InstanceKind = Literal["gpu", "cpu"]
-INSTANCE_KINDS: tuple[str, ...] = ("gpu", "cpu")
 #: The batch-first output's name.
 TRITON_OUTPUT_NAME = "logits"
-#: Metadata key recording the output layout of the batch-first variant (``NTC``).
-LAYOUT_METADATA_KEY = "crnn_onnx.output_layout"
 #: The ``labels.txt`` entry for class 0, the CTC blank.
 BLANK_LABEL = "<blank>"
 _VERSION = "1"
@@ -61,14 +59,7 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _import_onnx() -> ModuleType:
-    try:
-        import onnx
-    except ModuleNotFoundError as err:
-        if err.name != "onnx":
-            raise
-        raise CRNNError("writing a Triton repository needs onnx: "
-                        "pip install 'crnn-onnx[triton]'") from None
-    return onnx
+    return require("onnx", extra="triton", purpose="writing a Triton repository")
 
 
 @dataclass(frozen=True)
@@ -125,9 +116,7 @@ def batch_first_model(model: Any, output_name: str = TRITON_OUTPUT_NAME) -> Any:
             f"expected a model with one (T, N, C) output, got {len(graph.output)} output(s) "
             f"of shape {[_dims(y) for y in graph.output]}"
         )
-    if model.metadata_props and any(
-        p.key == LAYOUT_METADATA_KEY and p.value == "NTC" for p in model.metadata_props
-    ):
+    if any(p.key == LAYOUT_KEY and p.value == "NTC" for p in model.metadata_props):
         raise CRNNError("the model is already batch-first (N, T, C); give the original export")
     names = {name for node in graph.node for name in (*node.input, *node.output)}
     names |= {x.name for x in graph.input}
@@ -147,112 +136,9 @@ def batch_first_model(model: Any, output_name: str = TRITON_OUTPUT_NAME) -> Any:
     graph.value_info.append(old)
     graph.output.pop()
     graph.output.append(new)
-    _set_metadata(result, {LAYOUT_METADATA_KEY: "NTC"})
+    set_metadata(result, {LAYOUT_KEY: "NTC"})
     onnx.checker.check_model(result)
     return result
-
-
-def _set_metadata(model: Any, values: Mapping[str, str]) -> None:
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in values]
-    del model.metadata_props[:]
-    for key, value in [*kept, *values.items()]:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-
-
-def _quote(text: str) -> str:
-    """``text`` as a protobuf text-format string literal (UTF-8 kept, C escapes)."""
-    escaped = []
-    for ch in text:
-        if ch in '\\"':
-            escaped.append("\\" + ch)
-        elif ch in "\n\r\t":
-            escaped.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
-        elif ord(ch) < 0x20 or ch == "\x7f":
-            escaped.append(f"\\{ord(ch):03o}")
-        else:
-            escaped.append(ch)
-    return '"' + "".join(escaped) + '"'
-
-
-def _dims_text(dims: Sequence[int]) -> str:
-    return "[ " + ", ".join(str(d) for d in dims) + " ]"
-
-
-def model_config_text(
-    *,
-    name: str,
-    input_name: str,
-    input_dims: Sequence[int],
-    output_name: str,
-    output_dims: Sequence[int],
-    max_batch_size: int = 64,
-    instance_kind: InstanceKind = "gpu",
-    instances: int = 1,
-    parameters: Mapping[str, str] | None = None,
-    labels_file: str | None = None,
-    max_queue_delay_us: int = 100,
-) -> str:
-    """Triton ``config.pbtxt`` text (a ``inference.ModelConfig`` in protobuf text format).
-
-    Args:
-        name: the model's name (its folder in the repository).
-        input_name, input_dims, output_name, output_dims: the tensors, dims without the
-            batch dimension when ``max_batch_size`` > 0; -1 for a dynamic size. Both FP32.
-        max_batch_size: the most requests Triton batches together (0: no batching; then
-            dims include the batch dimension).
-        instance_kind: ``gpu`` (``KIND_GPU``) or ``cpu`` (``KIND_CPU``).
-        instances: model instances (sessions) per GPU, or on the CPU.
-        parameters: string parameters for clients (the crnn-onnx config).
-        labels_file: the output's ``label_filename``.
-        max_queue_delay_us: how long the dynamic batcher waits to fill a batch.
-    """
-    kind = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}[instance_kind]
-    lines = [
-        f"# Written by crnn-onnx {__version__} for the ONNX Runtime backend.",
-        f"# {output_name} is (batch, frames, classes) raw CTC logits, class 0 = blank: transpose",
-        "# to (frames, batch, classes) for crnn_onnx.inference.decoder.ctc_greedy_decode.",
-        f"name: {_quote(name)}",
-        'backend: "onnxruntime"',
-        f"max_batch_size: {max_batch_size}",
-        "input [",
-        "  {",
-        f"    name: {_quote(input_name)}",
-        "    data_type: TYPE_FP32",
-        f"    dims: {_dims_text(input_dims)}",
-        "  }",
-        "]",
-        "output [",
-        "  {",
-        f"    name: {_quote(output_name)}",
-        "    data_type: TYPE_FP32",
-        f"    dims: {_dims_text(output_dims)}",
-        *([f"    label_filename: {_quote(labels_file)}"] if labels_file else []),
-        "  }",
-        "]",
-    ]
-    if max_batch_size > 0:
-        lines += [
-            "dynamic_batching {",
-            f"  max_queue_delay_microseconds: {max_queue_delay_us}",
-            "}",
-        ]
-    lines += [
-        "instance_group [",
-        "  {",
-        f"    count: {instances}",
-        f"    kind: {kind}",
-        "  }",
-        "]",
-    ]
-    for key, value in (parameters or {}).items():
-        lines += [
-            "parameters {",
-            f"  key: {_quote(key)}",
-            f"  value: {{ string_value: {_quote(value)} }}",
-            "}",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def write_model_repository(
@@ -275,7 +161,7 @@ def write_model_repository(
     Args:
         repository: the model repository folder (created if missing).
         model_path: a crnn-onnx export (output ``(T, N, C)``). With ``max_batch_size`` > 0
-            its batch dimension must be dynamic (not exported with ``--static``).
+            its batch dimension must be dynamic (not exported with ``dynamic=False``).
         name: the model's name in Triton.
         max_batch_size: see :func:`model_config_text`.
         instance_kind, instances: where and how many sessions Triton runs.
@@ -301,7 +187,8 @@ def write_model_repository(
     repo = Path(repository)
     target = repo / name
     if target.exists() and not force:
-        raise CRNNError(f"{target} already exists: pass --force to replace it, or pick --name")
+        raise CRNNError(f"{target} already exists: pass force=True to replace it, or pick "
+                        "another name=")
 
     from google.protobuf.message import DecodeError  # protobuf comes with onnx
 
@@ -319,11 +206,11 @@ def write_model_repository(
     if config is None:
         meta = {p.key: p.value for p in model.metadata_props}
         try:
-            config = CRNNConfig.from_metadata(meta)
+            config = config_from_metadata(meta)
         except CRNNError as err:
             raise CRNNError(f"{model_path}: {err}") from None
     else:
-        _set_metadata(model, config.to_metadata())
+        set_metadata(model, config_to_metadata(config))
     batch_first = batch_first_model(model)
 
     input_dims = _dims(inputs[0])
@@ -337,8 +224,8 @@ def write_model_repository(
         if input_dims[0] != -1:
             raise CRNNError(
                 f"{model_path}: the batch size is fixed at {input_dims[0]} (exported with "
-                "--static); Triton's batching needs a dynamic batch: re-export without "
-                "--static, or pass --max-batch-size 0"
+                "dynamic=False); Triton's batching needs a dynamic batch: re-export without "
+                "dynamic=False, or pass max_batch_size=0"
             )
         input_dims, output_dims = input_dims[1:], output_dims[1:]
 
@@ -347,29 +234,17 @@ def write_model_repository(
         name=name, input_name=inputs[0].name, input_dims=input_dims,
         output_name=TRITON_OUTPUT_NAME, output_dims=output_dims,
         max_batch_size=max_batch_size, instance_kind=instance_kind, instances=instances,
-        parameters=config.to_metadata(), labels_file="labels.txt",
+        parameters=config_to_metadata(config), labels_file="labels.txt",
         max_queue_delay_us=max_queue_delay_us,
     )
-    try:
-        repo.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo))
-    except OSError as err:
-        raise CRNNError(f"cannot write {repo}: {err.strerror or err}") from None
-    try:
-        (staging / _VERSION).mkdir()
-        onnx.save(batch_first, os.fspath(staging / _VERSION / "model.onnx"))
-        (staging / "config.pbtxt").write_text(text, encoding="utf-8")
-        (staging / "labels.txt").write_text(labels, encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes 0700 folders; Triton may run as another user
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise CRNNError(f"cannot write {target}: {err.strerror or err}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with atomic_folder(target, replace=force) as staging:
+        try:
+            (staging / _VERSION).mkdir()
+            onnx.save(batch_first, os.fspath(staging / _VERSION / "model.onnx"))
+            (staging / "config.pbtxt").write_text(text, encoding="utf-8")
+            (staging / "labels.txt").write_text(labels, encoding="utf-8")
+        except OSError as err:
+            raise CRNNError(f"cannot write {target}: {err.strerror or err}") from None
     return TritonRepository(
         model_dir=target,
         config_file=target / "config.pbtxt",

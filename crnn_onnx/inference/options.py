@@ -1,0 +1,88 @@
+"""How a model is run: one options object from the command line through the Predictor to the
+Ray actors, and every choice declared once (the CLI derives its choices from these tuples)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.inference.preprocess import WIDTH_POLICIES, WidthPolicy
+
+__all__ = [
+    "CONV_ALGO_SEARCHES",
+    "DEVICES",
+    "ENGINES",
+    "GRAPH_OPTIMIZATIONS",
+    "ConvAlgoSearch",
+    "Device",
+    "EngineName",
+    "GraphOptimization",
+    "PredictorOptions",
+    "check_choice",
+]
+
+EngineName = Literal["onnxruntime"]
+ENGINES: tuple[str, ...] = get_args(EngineName)
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(Device)
+GraphOptimization = Literal["disable", "basic", "extended", "all"]
+GRAPH_OPTIMIZATIONS: tuple[str, ...] = get_args(GraphOptimization)
+ConvAlgoSearch = Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]
+CONV_ALGO_SEARCHES: tuple[str, ...] = get_args(ConvAlgoSearch)
+
+
+def check_choice(what: str, value: object, choices: Sequence[str]) -> None:
+    """Refuse a value outside ``choices``, naming them.
+
+    Raises:
+        CRNNError: ``unknown <what> <value> (known: ...)``.
+    """
+    if value not in choices:
+        raise CRNNError(f"unknown {what} {value!r} (known: {', '.join(choices)})")
+
+
+def check_at_least(name: str, value: int | None, least: int) -> None:
+    """Refuse an integer setting below ``least`` (``None`` passes: the default applies)."""
+    if value is not None and value < least:
+        raise CRNNError(f"{name} must be at least {least}, got {value}")
+
+
+@dataclass(frozen=True)
+class PredictorOptions:
+    """How the :class:`~crnn_onnx.inference.predictor.Predictor` runs a model.
+
+    Attributes:
+        engine: what runs the model: ``onnxruntime``.
+        device: ``auto`` (CUDA when the engine has it, else the CPU, saying which in one
+            log line), ``cpu``, or ``cuda`` (an error if CUDA cannot be used).
+        batch_size: most images per model run.
+        threads: the engine's intra-op threads; ``None`` for its default (one per core).
+        width_policy: ``fixed`` (every image at the model's width, as upstream) or
+            ``bucket`` (width from each image's aspect ratio; dynamic-width models only).
+        io_workers: threads that read and preprocess images; ``None`` chooses (see
+            :func:`~crnn_onnx.inference.predictor.default_io_workers`).
+        graph_optimization: ONNX Runtime's graph optimisation level.
+        cudnn_conv_algo_search: how ONNX Runtime's CUDA provider picks convolution
+            algorithms; ``EXHAUSTIVE`` benchmarks them for every new input shape.
+    """
+
+    engine: EngineName = "onnxruntime"
+    device: Device = "auto"
+    batch_size: int = 32
+    threads: int | None = None
+    width_policy: WidthPolicy = "fixed"
+    io_workers: int | None = None
+    graph_optimization: GraphOptimization = "all"
+    cudnn_conv_algo_search: ConvAlgoSearch = "HEURISTIC"
+
+    def __post_init__(self) -> None:
+        check_choice("engine", self.engine, ENGINES)
+        check_choice("device", self.device, DEVICES)
+        check_choice("width policy", self.width_policy, WIDTH_POLICIES)
+        check_choice("graph optimisation level", self.graph_optimization, GRAPH_OPTIMIZATIONS)
+        check_choice("cudnn_conv_algo_search", self.cudnn_conv_algo_search, CONV_ALGO_SEARCHES)
+        check_at_least("batch_size", self.batch_size, 1)
+        check_at_least("threads", self.threads, 1)
+        check_at_least("io_workers", self.io_workers, 1)
