@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from crnn_onnx.config import CRNNConfig
 
@@ -19,6 +20,14 @@ from crnn_onnx.config import CRNNConfig
 # is read when torch starts its thread pool, so it is set here, before any test imports
 # torch; an explicit setting in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# One Hypothesis profile for the whole suite: the same examples on every run and machine,
+# bounded, and no example database written into the working tree.
+settings.register_profile(
+    "crnn-onnx", derandomize=True, database=None, deadline=None, max_examples=100,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("crnn-onnx")
 
 MODEL_SEED = 1234
 

@@ -655,6 +655,7 @@ def test_disk_full_while_writing(exported_model: Path, crops: list[Path], tmp_pa
     assert os.listdir(tmp_path) == ["out.jsonl"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not POSIX, reason="POSIX signals")
 @pytest.mark.parametrize(
     ("sig", "code"),
@@ -678,6 +679,9 @@ def test_killed_mid_run_leaves_the_previous_results(exported_model: Path, tmp_pa
         [sys.executable, "-m", "crnn_onnx", "predict", str(folder), "--model",
          str(exported_model), "-f", "jsonl", "-o", str(out), "--batch-size", "2", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        # A suite started in the background (`pytest &`) ignores SIGINT, and a child would
+        # inherit that; the user at a terminal whose Ctrl-C this stands for does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     try:  # wait until records are being written: the run is under way

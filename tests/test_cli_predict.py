@@ -238,6 +238,7 @@ def test_default_model_path_prefers_existing(tmp_path: Path,
     assert weights.default_model_path() == second
 
 
+@pytest.mark.slow
 def test_predict_never_imports_torch(exported_model: Path, images: dict[str, Path]) -> None:
     code = (
         "import sys\n"

@@ -3,10 +3,8 @@
 The decoder, preprocessing, the config loader and the image decoder are each fed arbitrary
 input; the only outcomes allowed are a :class:`CRNNError` with a one-line message or a
 result that satisfies the documented contract. Examples are few (seconds in all) and
-derandomized, so CI sees the same ones every run and writes no example database; a longer
-campaign is a matter of raising max_examples and dropping derandomize (the mutation fuzzer
-ran some 250,000 files that way; it found the PNG chunk-length bomb that
-crnn_onnx.inference.image_headers.structure_problem now refuses).
+derandomized by the suite's Hypothesis profile (tests/conftest.py); a longer campaign is a
+matter of raising max_examples.
 """
 
 from __future__ import annotations
@@ -34,7 +32,8 @@ from crnn_onnx.inference.decoder import ctc_greedy_decode, nonfinite_sequences
 from crnn_onnx.inference.images import MAX_PIXELS, decode_image, to_bgr_uint8
 from crnn_onnx.inference.preprocess import preprocess, target_width
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
+# On top of the suite's profile (tests/conftest.py): more examples, and big inputs are the point.
+FUZZ = settings(max_examples=120,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CHARSET = ("a", "b", "c")
 

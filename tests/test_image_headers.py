@@ -145,6 +145,7 @@ def test_opencv_limit_is_set_before_cv2_loads() -> None:
     assert done.stdout.strip() == "CRNNError image too large (over 50 MP, from its header)"
 
 
+@pytest.mark.slow
 def test_user_setting_of_the_opencv_limit_wins() -> None:
     code = "import crnn_onnx, os; print(os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'])"
     env = {**os.environ, "OPENCV_IO_MAX_IMAGE_PIXELS": "1234"}

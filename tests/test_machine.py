@@ -23,6 +23,7 @@ def test_package_versions_name_python_and_numpy() -> None:
     assert "numpy" in versions
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux's /proc/stat")
 def test_load_meter_sees_a_busy_process_that_is_not_this_one() -> None:
     meter = LoadMeter()

@@ -23,8 +23,11 @@ from crnn_onnx.cli import app
 from crnn_onnx.errors import CRNNError
 
 runner = CliRunner()
-# Ray Data's own DataContext touches its deprecated settings when it is copied.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+pytestmark = [
+    pytest.mark.slow,  # a Ray cluster and subprocesses
+    # Ray Data's own DataContext touches its deprecated settings when it is copied.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context"),
+]
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 

@@ -24,7 +24,8 @@ from crnn_onnx.inference.predictor import Predictor
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 BASH = shutil.which("bash")
 
-pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
+pytestmark = [pytest.mark.slow,  # bash and the CLI in subprocesses
+              pytest.mark.skipif(BASH is None, reason="needs bash")]
 
 
 def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None,

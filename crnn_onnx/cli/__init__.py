@@ -25,7 +25,7 @@ from crnn_onnx.cli import export_cmd, predict_cmd, eval_cmd  # noqa: F401
 from crnn_onnx.cli import scale_cmd, benchmark_cmd  # noqa: F401
 # isort: on
 
-__all__ = ["app", "main"]
+__all__ = ["main"]
 
 
 def main() -> None:

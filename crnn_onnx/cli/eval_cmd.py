@@ -100,22 +100,19 @@ def synth(
     compounds: Annotated[
         float,
         typer.Option("--compounds", min=0.0, max=1.0, help="Share of CamelCase texts "
-                     "(PayPal, SaiGon), as in logos and brand names; 0 keeps a seed's crops "
-                     "as they always were."),
+                     "(PayPal, SaiGon), as in logos and brand names; 0 draws none and leaves "
+                     "a seed's crops unchanged."),
     ] = 0.0,
     realism: Annotated[
         float,
         typer.Option("--realism", min=0.0, max=1.0, help="Share of crops drawn as photographed "
                      "scenes: natural-image backgrounds, signs, curved and projected words, "
-                     "outlined and 3-D lettering, uneven light; 0 keeps a seed's crops as "
-                     "they always were."),
+                     "outlined and 3-D lettering, uneven light; 0 draws none and leaves a "
+                     "seed's crops unchanged."),
     ] = 0.0,
 ) -> None:
     """Render synthetic word crops with installed fonts, labelled for `crnn-onnx eval`."""
     with errors_to_exit():
-        from crnn_onnx.extras import require
-
-        require("PIL", extra="synth", purpose="synth", name="Pillow")
         from crnn_onnx.synth.dataset import write_dataset
 
         labels = write_dataset(out_dir, count, split=split, seed=seed, compounds=compounds,

@@ -50,11 +50,9 @@ def export(
 ) -> None:
     """Export a checkpoint to a self-describing ONNX model, verified against PyTorch."""
     with errors_to_exit():
-        from crnn_onnx.extras import require
+        from crnn_onnx.export import require_export_dependencies
 
-        # torch first: the export extra's main dependency
-        require("torch", extra="export", purpose="export")
-        require("onnx", extra="export", purpose="export")
+        require_export_dependencies()
         from crnn_onnx.config import load_config
         from crnn_onnx.export.exporter import export_checkpoint
 

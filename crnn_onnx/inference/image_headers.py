@@ -2,8 +2,8 @@
 
 A few kilobytes of PNG, GIF, WebP or TIFF can claim an image of billions of pixels, and a
 decoder allocates the whole canvas before it finds out the data is missing. Reading the
-size from the header first lets :func:`crnn_onnx.inference.images.decode_image` refuse such a file
-without spending the memory.
+size from the header first lets :func:`crnn_onnx.inference.images.decode_image` refuse such a
+file without spending the memory.
 
 :func:`header_size` knows PNG, JPEG, BMP, GIF, WebP (lossy, lossless, extended), TIFF
 (classic and BigTIFF, first page), the PNM family (PBM, PGM, PPM, PAM) and PFM. For the
@@ -15,10 +15,9 @@ applies: ``crnn_onnx`` sets ``OPENCV_IO_MAX_IMAGE_PIXELS`` to
 Parsers never raise: a malformed or truncated header gives ``None`` and the decoder, which
 is the authority on validity, decides.
 
-:func:`structure_problem` catches what a size check cannot: OpenCV's PNG reader allocates
-(and fills) a buffer of whatever size a chunk declares, so a 58-byte PNG whose IDAT claims
-3.5 GB took 3.5 GB of memory and 3 s before it failed (found by tests/test_fuzz.py's
-mutations). A chunk cannot be longer than what is left of the file.
+:func:`structure_problem` catches what a size check cannot: OpenCV's PNG reader allocates a
+buffer of whatever size a chunk declares (docs/history.md), and a chunk cannot be longer than
+what is left of the file.
 """
 
 from __future__ import annotations

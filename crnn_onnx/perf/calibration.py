@@ -10,7 +10,6 @@ import numpy as np
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.extras import require
 from crnn_onnx.inference.images import expand_paths, read_image
 from crnn_onnx.inference.preprocess import preprocess
 
@@ -44,11 +43,10 @@ def calibration_images(
     if count < 1:
         raise CRNNError(f"the calibration needs at least 1 image, got count={count}")
     if folder is None:
-        require("PIL", extra="synth", name="Pillow", purpose="calibrating without "
-                "calibration= renders synthetic crops, which",
-                hint=", or pass a folder of word images")
-        from crnn_onnx.synth.dataset import synth_samples
+        from crnn_onnx.synth.dataset import require_pillow, synth_samples
 
+        require_pillow("calibrating without calibration= renders synthetic crops, which",
+                       name="PIL", hint=", or pass a folder of word images")
         tensors = [
             preprocess(sample.image, config)
             for sample in synth_samples(count, split="train", seed=seed)

@@ -38,10 +38,8 @@ from crnn_onnx.perf.calibration import calibration_images
 
 __all__ = [
     "CALIBRATION_METHODS",
-    "QUANTIZATION_KEY",
     "CalibrationMethod",
     "QuantizeReport",
-    "calibration_images",
     "default_output",
     "quantize_model",
 ]

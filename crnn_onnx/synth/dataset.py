@@ -18,13 +18,24 @@ import numpy as np
 
 from crnn_onnx.atomic import atomic_path
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.extras import require
 from crnn_onnx.synth.backgrounds import BackgroundBank, default_bank
 from crnn_onnx.synth.fonts import discover_fonts, font_family
 from crnn_onnx.synth.render import render_word
 from crnn_onnx.synth.scene import render_scene_word
 from crnn_onnx.synth.words import Split, WordSource, normalise_label
 
-__all__ = ["Sample", "synth_samples", "write_dataset"]
+__all__ = ["Sample", "require_pillow", "synth_samples", "write_dataset"]
+
+
+def require_pillow(purpose: str = "synth", *, name: str = "Pillow", hint: str = "") -> None:
+    """Fail with one line naming the ``synth`` extra when Pillow, which draws the text, is
+    missing (``<purpose> needs <name>: pip install ...<hint>``).
+
+    Raises:
+        CRNNError: Pillow is not installed.
+    """
+    require("PIL", extra="synth", purpose=purpose, name=name, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ def synth_samples(n: int, *, split: Split = "train", seed: int = 0,
         words: a text source instead of the default one for ``split``.
         realism: the share of crops drawn by the realistic renderer
             (:func:`~crnn_onnx.synth.scene.render_scene_word`); at 0 no random draw is spent
-            on it, so a seed renders the same crops as before the option existed.
+            on it, so the crops a seed gives do not depend on the option.
         backgrounds: photographs for the realistic renderer; ``None`` loads the installed
             ones (:func:`~crnn_onnx.synth.backgrounds.default_bank`) when ``realism`` > 0.
     """
@@ -91,9 +102,9 @@ def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", 
 
     The result is what ``crnn-onnx eval`` reads. Files are named ``000000.png`` onwards; the
     labels file is written last, atomically, so a folder with a ``labels.tsv`` is complete.
-    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`); at 0 a seed
-    renders the same crops as it always has; so does ``realism`` (the share of realistic
-    crops, see :func:`synth_samples`) at 0.
+    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`) and ``realism``
+    the share of realistic crops (see :func:`synth_samples`); at 0 neither spends a random
+    draw, so a seed's crops do not depend on whether the options exist.
 
     Returns:
         The path of ``labels.tsv``.
@@ -101,6 +112,7 @@ def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", 
     Raises:
         CRNNError: the folder cannot be created or written.
     """
+    require_pillow()
     out = Path(out_dir)
     lines = []
     try:

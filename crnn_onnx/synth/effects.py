@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "blur",
+    "camera",
     "colour_jitter",
     "crop_jitter",
     "down_up",
@@ -148,3 +149,35 @@ def jpeg(bgr: np.ndarray, rng: random.Random, lo: int = 10, hi: int = 80) -> np.
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(lo, hi)])
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
     return decoded if decoded is not None else bgr
+
+
+def camera(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
+    """What a camera adds, each with its own chance: uneven light, colour changes, blur (up
+    to ``size``-dependent strength), low resolution, noise, JPEG, grey, inversion.
+
+    Args:
+        image: (H, W, 3) float32 RGB on the 0..255 scale.
+        rng: the only source of randomness.
+        size: the text's size in pixels, which scales the blur.
+
+    Returns:
+        (H, W, 3) uint8 BGR.
+    """
+    if rng.random() < 0.5:
+        image = illumination(image, rng)
+    if rng.random() < 0.4:
+        image = colour_jitter(image, rng)
+    if rng.random() < 0.5:
+        image = blur(image, rng, max_sigma=0.4 + size / 35)
+    if rng.random() < 0.45:
+        image = down_up(image, rng, min_height=9)
+    if rng.random() < 0.4:
+        image = sensor_noise(image, rng)
+    bgr = np.ascontiguousarray(to_uint8(image)[..., ::-1])
+    if rng.random() < 0.45:
+        bgr = jpeg(bgr, rng, 10, 85)
+    if rng.random() < 0.08:
+        bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < 0.05:
+        bgr = 255 - bgr
+    return bgr

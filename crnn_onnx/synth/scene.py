@@ -280,26 +280,4 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
     opacity = rng.uniform(0.75, 1.0)
     a = letters[..., None] * opacity
     image = image * (1 - a) + ink * a
-    return _degrade(image, rng, size)
-
-
-def _degrade(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
-    """The camera: light, blur, resolution, noise, compression. RGB float in, BGR uint8 out."""
-    if rng.random() < 0.5:
-        image = effects.illumination(image, rng)
-    if rng.random() < 0.4:
-        image = effects.colour_jitter(image, rng)
-    if rng.random() < 0.5:
-        image = effects.blur(image, rng, max_sigma=0.4 + size / 35)
-    if rng.random() < 0.45:
-        image = effects.down_up(image, rng, min_height=9)
-    if rng.random() < 0.4:
-        image = effects.sensor_noise(image, rng)
-    bgr = np.ascontiguousarray(effects.to_uint8(image)[..., ::-1])
-    if rng.random() < 0.45:
-        bgr = effects.jpeg(bgr, rng, 10, 85)
-    if rng.random() < 0.08:
-        bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    if rng.random() < 0.05:
-        bgr = 255 - bgr
-    return bgr
+    return effects.camera(image, rng, size)

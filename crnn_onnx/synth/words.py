@@ -54,7 +54,7 @@ class WordSource:
 
     ``compounds`` is the share of CamelCase compounds (``PayPal``, ``SaiGon``, ``RoomB12``):
     brand names and logos put capitals inside a word. At 0 (the default) no random draw is
-    spent on it, so the texts of a seed are the same as before the option existed.
+    spent on it, so the texts a seed gives do not depend on the option.
     """
 
     split: Split = "train"

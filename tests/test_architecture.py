@@ -1,0 +1,141 @@
+"""The layering, read from the import graph of the package's source (module-level and lazy
+imports, ``require("x")`` and ``importlib.import_module("x")`` alike)."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "crnn_onnx"
+GROUND_FLOOR = {"errors", "config", "contract", "results", "records", "atomic", "extras",
+                "weights", "__version__"}
+#: Optional dependencies, and the subpackages (module-name prefixes) allowed to import them.
+OPTIONAL = {
+    "torch": ("export.",),
+    "onnx": ("export.", "perf.", "scale."),
+    "onnxconverter_common": ("export.",),
+    "onnxruntime": ("inference.engines.", "export.", "perf."),
+    "ray": ("scale.",),
+    "pyarrow": ("scale.",),
+    "tritonclient": ("scale.",),
+    "PIL": ("synth.",),
+}
+#: What each package may import from the toolkit, besides the ground floor.
+ALLOWED = {
+    "inference": {"inference"},
+    "export": {"export", "inference"},
+    "evaluation": {"evaluation", "inference"},
+    "perf": {"perf", "inference", "export", "synth"},
+    "scale": {"scale", "inference"},
+    "synth": {"synth"},
+    "training": {"training", "synth", "inference"},
+}
+MAX_LINES = 300
+
+
+def _modules() -> dict[str, Path]:
+    return {
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+@cache
+def _tree(name: str) -> ast.Module:
+    return ast.parse(_modules()[name].read_text(encoding="utf-8"))
+
+
+@cache
+def _imports(name: str) -> frozenset[str]:
+    """Every module ``name`` imports, anywhere in its body, as dotted names."""
+    found: set[str] = set()
+    for node in ast.walk(_tree(name)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and ((isinstance(node.func, ast.Name) and node.func.id == "require")
+                   or (isinstance(node.func, ast.Attribute)
+                       and node.func.attr == "import_module"))):
+            found.add(node.args[0].value)
+    return frozenset(found)
+
+
+def _toolkit_imports(name: str) -> set[str]:
+    """The toolkit modules ``name`` imports, without the ``crnn_onnx.`` prefix."""
+    return {m.removeprefix("crnn_onnx.") for m in _imports(name) if m.startswith("crnn_onnx.")}
+
+
+LIBRARY = [name for name in _modules() if not name.startswith(("cli", "__main__"))]
+
+
+def test_the_map_covers_every_package() -> None:
+    packages = {name.split(".")[0] for name in _modules() if "." in name}
+    assert packages == set(ALLOWED) | {"cli"}
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_modules_import_only_what_their_layer_allows(name: str) -> None:
+    package = name.split(".")[0] if "." in name else None
+    allowed = ALLOWED.get(package, set()) if package else set()
+    for target in _toolkit_imports(name):
+        top = target.split(".")[0]
+        assert top != "cli", f"{name} imports the CLI ({target})"
+        assert top in GROUND_FLOOR or top in allowed, f"{name} may not import {target}"
+
+
+@pytest.mark.parametrize("name", [n for n in _modules() if n.startswith("inference")])
+def test_inference_never_imports_torch_ray_or_onnx(name: str) -> None:
+    heavy = {m.split(".")[0] for m in _imports(name)} & {"torch", "ray", "onnx", "pyarrow"}
+    assert not heavy, f"{name} imports {sorted(heavy)}"
+
+
+@pytest.mark.parametrize("name", list(_modules()))
+def test_optional_extras_stay_inside_their_subpackage(name: str) -> None:
+    for module in _imports(name):
+        top = module.split(".")[0]
+        if top in OPTIONAL:
+            assert name.startswith(OPTIONAL[top]), f"{name} imports {module}"
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_no_library_module_runs_the_cli_as_a_subprocess(name: str) -> None:
+    if not {"subprocess", "os"} & {m.split(".")[0] for m in _imports(name)}:
+        return
+    for node in ast.walk(_tree(name)):
+        if isinstance(node, ast.Call):
+            words = {c.value for c in ast.walk(node)
+                     if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+            assert not words & {"crnn_onnx", "crnn-onnx"}, f"{name} runs the CLI"
+
+
+@pytest.mark.parametrize("name", list(_modules()))
+def test_modules_stay_small(name: str) -> None:
+    lines = len(_modules()[name].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines; a module that big holds two jobs"
+
+
+@pytest.mark.parametrize("name", list(_modules()))
+def test_public_names_are_defined_where_they_are_exported(name: str) -> None:
+    """No compatibility re-exports: every name in ``__all__`` is defined in its module."""
+    tree = _tree(name)
+    exported: list[str] = []
+    defined: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                defined.update(n.id for n in names if isinstance(n, ast.Name))
+                if (isinstance(target, ast.Name) and target.id == "__all__"
+                        and isinstance(node.value, (ast.List, ast.Tuple))):
+                    exported = [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+    assert set(exported) <= defined, f"{name} re-exports {sorted(set(exported) - defined)}"
