@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.synth.effects import box_margins
 
 __all__ = ["render_word"]
 
@@ -112,17 +113,9 @@ def render_word(text: str, font_path: str | Path, rng: random.Random) -> np.ndar
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     ink_h = bottom - top
 
-    # Crop margins: mostly a little air, sometimes loose, sometimes clipped by a pixel.
-    def margin(scale: float) -> int:
-        r = rng.random()
-        if r < 0.1:
-            return -rng.randint(0, max(1, int(ink_h * 0.06)))
-        if r < 0.75:
-            return rng.randint(0, max(1, int(ink_h * 0.2 * scale)))
-        return rng.randint(0, max(1, int(ink_h * 0.6 * scale)))
-
-    top, bottom = top - margin(1), bottom + margin(1)
-    left, right = left - margin(1.5), right + margin(1.5)
+    grow_top, grow_bottom, grow_left, grow_right = box_margins(rng, ink_h)
+    top, bottom = top - grow_top, bottom + grow_bottom
+    left, right = left - grow_left, right + grow_right
     pad = max(0, -top, -left, bottom - alpha.shape[0], right - alpha.shape[1])
     if pad:
         alpha = cv2.copyMakeBorder(alpha, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)

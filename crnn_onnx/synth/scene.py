@@ -146,16 +146,10 @@ def _crop_box(text: np.ndarray, side: np.ndarray, rng: random.Random, size: int
     top, bottom, left, right = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     ink_h = bottom - top
 
-    def margin(scale: float) -> int:
-        r = rng.random()
-        if r < 0.12:
-            return -rng.randint(0, max(1, int(ink_h * 0.06)))
-        if r < 0.75:
-            return rng.randint(0, max(1, int(ink_h * 0.25 * scale)))
-        return rng.randint(0, max(1, int(ink_h * 0.7 * scale)))
-
-    top, bottom = top - margin(1), bottom + margin(1)
-    left, right = left - margin(1.5), right + margin(1.5)
+    grow_top, grow_bottom, grow_left, grow_right = effects.box_margins(
+        rng, ink_h, clipped=0.12, near=0.25, far=0.7)
+    top, bottom = top - grow_top, bottom + grow_bottom
+    left, right = left - grow_left, right + grow_right
     band = side[max(0, top):max(0, bottom)]
     cols = np.flatnonzero((band > 0.3).any(axis=0)) if band.size else np.empty(0, int)
     sliver = int(MAX_NEIGHBOUR_VISIBLE * 0.5 * size)  # letters are about half a size wide
