@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, TextIO, get_args
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.results import RECORD_FIELDS, Prediction, printable
+from crnn_onnx.results import CHAR_CONFIDENCES, RECORD_FIELDS, Prediction, printable
 
 __all__ = ["FORMATS", "OutputFormat", "RecordWriter"]
 
@@ -42,20 +42,25 @@ class RecordWriter:
     Args:
         stream: where to write (stdout, or a file opened with ``newline=""``).
         fmt: ``text``, ``json``, ``jsonl`` or ``csv``.
+        char_confidences: add the per-character probabilities: a ``char_confidences`` list
+            in JSON, a column of space-separated numbers in CSV (the text format has none).
 
     Call :meth:`close` once at the end (it finishes the JSON array; the stream stays open).
     """
 
-    def __init__(self, stream: TextIO, fmt: OutputFormat) -> None:
+    def __init__(self, stream: TextIO, fmt: OutputFormat, *,
+                 char_confidences: bool = False) -> None:
         if fmt not in FORMATS:
             raise CRNNError(f"unknown output format {fmt!r} (known: {', '.join(FORMATS)})")
         self._stream = stream
         self._fmt = fmt
         self._count = 0
+        self._char_confidences = char_confidences
+        self._fields = (*RECORD_FIELDS, CHAR_CONFIDENCES) if char_confidences else RECORD_FIELDS
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None:
             with _write_errors():
-                self._csv.writerow(RECORD_FIELDS)
+                self._csv.writerow(self._fields)
 
     def write(self, prediction: Prediction) -> None:
         """Write one record.
@@ -64,14 +69,14 @@ class RecordWriter:
             CRNNError: the stream cannot be written (disk full, I/O error); a broken pipe
                 (the reader went away) propagates as :class:`BrokenPipeError`.
         """
-        record = prediction.record()
+        record = prediction.record(char_confidences=self._char_confidences)
         with _write_errors():
             if self._fmt == "jsonl":
                 self._stream.write(_json(record) + "\n")
             elif self._fmt == "json":
                 self._stream.write(("[\n  " if self._count == 0 else ",\n  ") + _json(record))
             elif self._csv is not None:
-                self._csv.writerow([_csv_field(record[key]) for key in RECORD_FIELDS])
+                self._csv.writerow([_csv_field(record[key]) for key in self._fields])
             elif prediction.error is not None:
                 self._stream.write(
                     f"{_text_field(record['path'])}\terror: {_text_field(prediction.error)}\n"
@@ -118,7 +123,9 @@ def _text_field(value: str) -> str:
 
 
 def _csv_field(value: Any) -> Any:
-    """A CSV cell: nulls empty, strings printable."""
+    """A CSV cell: nulls empty, strings printable, lists as space-separated values."""
     if value is None:
         return ""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
     return printable(value) if isinstance(value, str) else value

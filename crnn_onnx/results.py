@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CONFIDENCE_DECIMALS", "RECORD_FIELDS", "Prediction", "printable"]
+__all__ = ["CHAR_CONFIDENCES", "CONFIDENCE_DECIMALS", "RECORD_FIELDS", "Prediction", "printable"]
 
 #: The fields of a record, in the order every format writes them.
 RECORD_FIELDS: tuple[str, ...] = ("path", "text", "confidence", "error")
+#: The optional field with one probability per character read.
+CHAR_CONFIDENCES = "char_confidences"
 #: Confidences are written with this many decimals.
 CONFIDENCE_DECIMALS = 6
 
@@ -38,13 +40,19 @@ class Prediction:
         """Whether the input was recognised (no error)."""
         return self.error is None
 
-    def record(self) -> dict[str, Any]:
+    def record(self, *, char_confidences: bool = False) -> dict[str, Any]:
         """The output record: :data:`RECORD_FIELDS`, the confidence rounded to
-        :data:`CONFIDENCE_DECIMALS` (JSON-ready; the path as given, see :func:`printable`)."""
+        :data:`CONFIDENCE_DECIMALS` (JSON-ready; the path as given, see :func:`printable`);
+        with ``char_confidences`` also :data:`CHAR_CONFIDENCES`, one rounded probability per
+        character read (``None`` when the input failed)."""
         confidence = (round(self.confidence, CONFIDENCE_DECIMALS)
                       if self.confidence is not None else None)
-        return {"path": self.path, "text": self.text, "confidence": confidence,
-                "error": self.error}
+        record: dict[str, Any] = {"path": self.path, "text": self.text,
+                                  "confidence": confidence, "error": self.error}
+        if char_confidences:
+            record[CHAR_CONFIDENCES] = (None if not self.ok else
+                                        [round(p, CONFIDENCE_DECIMALS) for p in self.char_probs])
+        return record
 
 
 def printable(value: str) -> str:

@@ -22,6 +22,8 @@ OPTIONAL = {
     "pyarrow": ("scale.",),
     "tritonclient": ("scale.",),
     "PIL": ("synth.",),
+    "lmdb": ("evaluation.",),
+    "openvino": ("inference.engines.openvino",),
 }
 #: What each package may import from the toolkit, besides the ground floor.
 ALLOWED = {

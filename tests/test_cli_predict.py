@@ -258,3 +258,45 @@ def test_predict_never_imports_torch(exported_model: Path, images: dict[str, Pat
     assert "torch not imported" in done.stderr, done.stderr
     assert "exit 0" in done.stderr, done.stderr
     assert json.loads(done.stdout)["error"] is None
+
+
+def test_paths_from_stdin_keep_their_order(exported_model: Path,
+                                           images: dict[str, Path]) -> None:
+    """`find ... | crnn-onnx predict - -f jsonl`: one record per line, blank lines skipped,
+    an unreadable path an error record; `-` may stand among other paths."""
+    listed = f"{images['two']}\n\n{images['one']}\r\n{images['broken']}\n"
+    result = runner.invoke(app, ["predict", "--model", str(exported_model), str(images["three"]),
+                                 "-", "-f", "jsonl"], input=listed)
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(images[k]) for k in ("three", "two", "one",
+                                                                      "broken")]
+    assert [r["error"] is None for r in records] == [True, True, True, False]
+
+
+def test_two_paths_on_stdin_give_two_records_in_order(exported_model: Path,
+                                                      images: dict[str, Path]) -> None:
+    listed = f"{images['one']}\n{images['two']}\n"
+    result = runner.invoke(app, ["predict", "--model", str(exported_model), "-", "-f", "jsonl"],
+                           input=listed)
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [
+        str(images["one"]), str(images["two"])]
+
+
+def test_char_confidences_in_json_and_csv(exported_model: Path,
+                                          images: dict[str, Path]) -> None:
+    reference = Predictor(exported_model).predict([images["one"]])[0]
+    result = _predict(exported_model, images["one"], images["broken"], "-f", "jsonl",
+                      "--char-confidence")
+    good, bad = (json.loads(line) for line in result.stdout.splitlines())
+    assert list(good) == ["path", "text", "confidence", "error", "char_confidences"]
+    assert len(good["char_confidences"]) == len(good["text"])
+    assert good["char_confidences"] == pytest.approx(list(reference.char_probs), abs=1e-6)
+    assert bad["char_confidences"] is None
+    result = _predict(exported_model, images["one"], "-f", "csv", "--char-confidence")
+    header, row = list(csv.reader(io.StringIO(result.stdout)))
+    assert header[-1] == "char_confidences"
+    assert [float(p) for p in row[-1].split()] == pytest.approx(good["char_confidences"])
+    plain = _predict(exported_model, images["one"], "-f", "jsonl")
+    assert "char_confidences" not in json.loads(plain.stdout)

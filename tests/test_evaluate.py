@@ -8,7 +8,8 @@ import pytest
 
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.evaluation.evaluate import read_labels, score
+from crnn_onnx.evaluation.datasets import read_labels
+from crnn_onnx.evaluation.evaluate import score
 
 
 def test_read_labels_resolves_paths_relative_to_the_file(tmp_path: Path) -> None:

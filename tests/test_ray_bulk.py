@@ -90,6 +90,18 @@ def test_bulk_jsonl_is_byte_identical_to_predict(ray_local: object, words: Path,
     assert "on 2 workers" in result.stderr
 
 
+def test_bulk_reads_paths_from_stdin(ray_local: object, words: Path, exported_model: Path,
+                                     tmp_path: Path) -> None:
+    listed = f"{words / 'sub' / '02-charlie.png'}\n\n{tmp_path / 'missing.png'}\n"
+    out = tmp_path / "stdin.jsonl"
+    result = runner.invoke(app, ["bulk", "-", "--model", str(exported_model), "--output",
+                                 str(out), "--workers", "1"], input=listed)
+    assert result.exit_code == 1, result.stderr  # the missing file
+    records = _jsonl(out)
+    assert [Path(r["path"]).name for r in records] == ["02-charlie.png", "missing.png"]
+    assert records[0]["error"] is None and records[1]["error"] == "no such file or directory"
+
+
 def test_bulk_parquet_from_file_uris_holds_the_same_records(
     ray_local: object, words: Path, exported_model: Path, tmp_path: Path
 ) -> None:

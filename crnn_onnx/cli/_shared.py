@@ -27,6 +27,7 @@ __all__ = [
     "config_override",
     "model_or_default",
     "predict_logging",
+    "with_stdin",
 ]
 
 
@@ -81,6 +82,23 @@ def predict_logging(quiet: bool) -> Iterator[None]:
     finally:
         package_logger.setLevel(old_level)
         cv2.utils.logging.setLogLevel(old_cv2)
+
+
+def with_stdin(paths: list[str]) -> Iterator[str]:
+    """PATHS, each ``-`` replaced by the newline-separated paths read from standard input,
+    lazily and in order; blank lines are skipped. Names are decoded as the file system does,
+    so a name that is not UTF-8 still names its file."""
+    import os
+    import sys
+
+    for arg in paths:
+        if arg != "-":
+            yield arg
+            continue
+        for raw in sys.stdin.buffer:
+            line = os.fsdecode(raw.rstrip(b"\r\n"))
+            if line.strip():
+                yield line
 
 
 def model_or_default(model: Path | None) -> Path:

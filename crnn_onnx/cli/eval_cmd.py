@@ -26,7 +26,8 @@ from crnn_onnx.synth.words import Split
 def evaluate(
     labels: Annotated[
         Path,
-        typer.Argument(help="TSV of 'relative/path<TAB>text' lines, paths relative to its folder.",
+        typer.Argument(help="TSV of 'relative/path<TAB>text' lines, paths relative to its folder; "
+                       "or an LMDB dataset folder (num-samples, image-%09d, label-%09d keys).",
                        metavar="LABELS", show_default=False),
     ],
     model: ModelOption = None,
@@ -47,21 +48,18 @@ def evaluate(
     """Measure word accuracy, CER, accuracy by length and confusions on a labelled set."""
     import json
 
-    from crnn_onnx.evaluation.evaluate import read_labels, score
+    from crnn_onnx.evaluation.datasets import read_labelled_set
+    from crnn_onnx.evaluation.evaluate import evaluate as run_evaluation
     from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
 
     with errors_to_exit():
-        items = read_labels(labels)
+        items = read_labelled_set(labels)
         cfg = config_override(config)
         options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
                                    width_policy=width_policy)
         predictor = Predictor(model_or_default(model), options, config=cfg)
-        predictions = predictor.predict([item.path for item in items])
-        report = score(
-            [item.text for item in items], [p.text for p in predictions],
-            predictor.config.charset, [str(item.path) for item in items],
-        )
+        report, predictions = run_evaluation(predictor, items)
     for item, prediction in zip(items, predictions, strict=True):
         if prediction.error:
             typer.echo(f"warning: {item.path}: {prediction.error}", err=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +20,7 @@ from crnn_onnx.cli._shared import (
     config_override,
     model_or_default,
     predict_logging,
+    with_stdin,
 )
 from crnn_onnx.records import OutputFormat
 
@@ -45,7 +46,8 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
 def predict(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Image files, directories (searched recursively) or glob patterns.",
+        typer.Argument(help="Image files, directories (searched recursively) or glob patterns; "
+                       "- reads newline-separated paths from standard input.",
                        metavar="PATHS",
                        show_default=False),
     ],
@@ -68,28 +70,38 @@ def predict(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar, info lines or summary.")
     ] = False,
+    char_confidence: Annotated[
+        bool,
+        typer.Option("--char-confidence", help="Add char_confidences, one probability per "
+                     "character read, to json/jsonl records and a column to csv."),
+    ] = False,
 ) -> None:
     """Recognise the text in word images; results on stdout, exit 1 if any input failed."""
     import sys
 
     from crnn_onnx.atomic import atomic_output
-    from crnn_onnx.inference.images import expand_paths
+    from crnn_onnx.inference.images import ImageSource, expand_paths
     from crnn_onnx.inference.options import PredictorOptions
     from crnn_onnx.inference.predictor import Predictor
     from crnn_onnx.records import RecordWriter
 
     total = failed = 0
     with errors_to_exit(), predict_logging(quiet):
-        sources = expand_paths(paths)
+        # Paths from standard input stream in as they come: no total, so no progress bar.
+        sources: Iterable[ImageSource] = (
+            expand_paths(paths) if "-" not in paths
+            else (src for arg in with_stdin(paths) for src in expand_paths([arg]))
+        )
+        count = len(sources) if isinstance(sources, list) else 0
         cfg = config_override(config)
         model_path = model_or_default(model)
         with atomic_output(output) as stream:
             options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
                                        width_policy=width_policy)
             predictor = Predictor(model_path, options, config=cfg)
-            writer = RecordWriter(stream, fmt)
-            show_bar = not quiet and len(sources) >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()
-            with _progress(len(sources), show_bar) as advance:
+            writer = RecordWriter(stream, fmt, char_confidences=char_confidence)
+            show_bar = not quiet and count >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()
+            with _progress(count, show_bar) as advance:
                 for prediction in predictor.predict_paths(sources):
                     writer.write(prediction)
                     total += 1

@@ -20,6 +20,7 @@ from crnn_onnx.cli._shared import (
     config_override,
     model_or_default,
     predict_logging,
+    with_stdin,
 )
 from crnn_onnx.scale.ray_bulk import BulkFormat
 from crnn_onnx.scale.triton_config import InstanceKind
@@ -43,7 +44,8 @@ def bulk(
     paths: Annotated[
         list[str],
         typer.Argument(help="Image files, directories, glob patterns, or URIs pyarrow opens "
-                       "(s3://, gs://, hdfs://, file://).", metavar="PATHS",
+                       "(s3://, gs://, hdfs://, file://); - reads newline-separated paths "
+                       "from standard input.", metavar="PATHS",
                        show_default=False),
     ],
     output: Annotated[
@@ -104,9 +106,10 @@ def bulk(
         model_path = model_or_default(model)
         options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
                                    width_policy=width_policy)
+        inputs = list(with_stdin(paths))
         with ray_session(address):
             report = bulk_predict(
-                paths, output, model_path=model_path, fmt=fmt, options=options, config=cfg,
+                inputs, output, model_path=model_path, fmt=fmt, options=options, config=cfg,
                 workers=workers, gpus_per_worker=gpus_per_worker or None,
                 progress=not quiet and sys.stderr.isatty(),
             )

@@ -1,9 +1,8 @@
 """Accuracy of a recogniser on a labelled set: word accuracy, CER, by length, confusions.
 
-A labelled set is a TSV file of ``relative/path<TAB>text`` lines, paths relative to the
-file's folder (the format ``crnn-onnx synth`` writes). Ground truth is compared the way the
-model can read it: lower-cased and limited to the model's charset (upstream's label rule),
-so ``Hello!`` counts as read when the model says ``hello``.
+Ground truth is compared the way the model can read it: lower-cased and limited to the
+model's charset (upstream's label rule), so ``Hello!`` counts as read when the model says
+``hello``. Labelled sets are read by :mod:`crnn_onnx.evaluation.datasets`.
 """
 
 from __future__ import annotations
@@ -11,47 +10,36 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.evaluation.datasets import LabelledImage
+from crnn_onnx.inference.predictor import ImageInput, Predictor
+from crnn_onnx.results import Prediction
 
-__all__ = ["EvalReport", "LabelledImage", "read_labels", "score"]
+__all__ = ["EvalReport", "Misread", "evaluate", "score"]
 
 
 @dataclass(frozen=True)
-class LabelledImage:
-    """One line of a labels file: the image's resolved ``path`` and its ``text``."""
+class Misread:
+    """One image not read exactly.
 
-    path: Path
-    text: str
-
-
-def read_labels(path: str | Path) -> list[LabelledImage]:
-    """Read a ``relative/path<TAB>text`` TSV; blank lines and ``#`` comments are skipped.
-
-    Raises:
-        CRNNError: the file is unreadable, empty, or a line has no tab (line number given).
+    Attributes:
+        path: the image (as given in the labels).
+        truth: the ground truth, normalised to the model's charset.
+        predicted: what the model read; ``None`` when the image could not be read.
+        confidence: the reading's confidence; ``None`` when unknown or unreadable.
+        distance: Levenshtein distance between truth and reading (the truth's length, at
+            least 1, when unreadable).
+        error: why the image could not be read, else ``None``.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise CRNNError(f"cannot read labels {str(path)!r}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise CRNNError(f"labels {str(path)!r} is not UTF-8 text") from None
-    items = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        rel, sep, text = line.partition("\t")
-        if not sep or not rel:
-            raise CRNNError(f"{path}:{number}: expected 'relative/path<TAB>text'")
-        items.append(LabelledImage(path=path.parent / rel, text=text))
-    if not items:
-        raise CRNNError(f"labels {str(path)!r} holds no labelled images")
-    return items
+
+    path: str
+    truth: str
+    predicted: str | None
+    confidence: float | None
+    distance: int
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +55,9 @@ class EvalReport:
         by_length: ground-truth length -> (images, word accuracy).
         confusions: most frequent (truth, predicted) character substitutions with counts;
             ``""`` stands for an inserted or deleted character.
-        mistakes: up to 20 (path, truth, predicted) examples of misreads.
+        mistakes: up to 20 (path, truth, predicted) examples of misreads (unreadable images
+            left out), in input order.
+        misreads: every image not read exactly, unreadable ones included, in input order.
     """
 
     total: int
@@ -78,6 +68,7 @@ class EvalReport:
     by_length: dict[int, tuple[int, float]]
     confusions: list[tuple[str, str, int]]
     mistakes: list[tuple[str, str, str]] = field(default_factory=list)
+    misreads: tuple[Misread, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -96,7 +87,9 @@ class EvalReport:
 
 
 def score(truths: Sequence[str], predictions: Sequence[str | None], charset: Sequence[str],
-          paths: Sequence[str] | None = None, *, top_confusions: int = 10) -> EvalReport:
+          paths: Sequence[str] | None = None, *, top_confusions: int = 10,
+          confidences: Sequence[float | None] | None = None,
+          errors: Sequence[str | None] | None = None) -> EvalReport:
     """Compare predictions with ground truth.
 
     Args:
@@ -105,11 +98,14 @@ def score(truths: Sequence[str], predictions: Sequence[str | None], charset: Seq
         charset: the model's characters; truths are lower-cased and filtered to them.
         paths: image paths, for the examples of mistakes.
         top_confusions: how many confusions to keep.
+        confidences: the readings' confidences, for :attr:`EvalReport.misreads`.
+        errors: why unreadable images failed, for :attr:`EvalReport.misreads`.
     """
     if len(truths) != len(predictions):
         raise ValueError("truths and predictions differ in length")
+    misreads: list[Misread] = []
     allowed = set(charset)
-    correct = failed = errors = chars = 0
+    correct = failed = edits = chars = 0
     lengths: dict[int, list[int]] = {}
     confusions: Counter[tuple[str, str]] = Counter()
     mistakes: list[tuple[str, str, str]] = []
@@ -122,26 +118,58 @@ def score(truths: Sequence[str], predictions: Sequence[str | None], charset: Seq
         per_len[0] += 1
         per_len[1] += ok
         chars += len(truth)
-        if pred is None:
-            errors += max(1, len(truth))
-            continue
         if ok:
             continue
-        errors += Levenshtein.distance(truth, pred)
+        path = paths[i] if paths else str(i)
+        distance = max(1, len(truth)) if pred is None else Levenshtein.distance(truth, pred)
+        edits += distance
+        misreads.append(Misread(path, truth, pred,
+                                confidences[i] if confidences is not None else None, distance,
+                                errors[i] if errors is not None else None))
+        if pred is None:
+            continue
         for op in Levenshtein.editops(truth, pred):
             t = truth[op.src_pos] if op.tag != "insert" else ""
             p = pred[op.dest_pos] if op.tag != "delete" else ""
             confusions[(t, p)] += 1
         if len(mistakes) < 20:
-            mistakes.append((paths[i] if paths else str(i), truth, pred))
+            mistakes.append((path, truth, pred))
     total = len(truths)
     return EvalReport(
         total=total,
         correct=correct,
         failed=failed,
         word_accuracy=correct / total if total else 0.0,
-        cer=errors / max(1, chars),
+        cer=edits / max(1, chars),
         by_length={k: (n, ok / n) for k, (n, ok) in sorted(lengths.items())},
         confusions=[(t, p, c) for (t, p), c in confusions.most_common(top_confusions)],
         mistakes=mistakes,
+        misreads=tuple(misreads),
     )
+
+
+def evaluate(predictor: Predictor, items: Sequence[LabelledImage], *, top_confusions: int = 10
+             ) -> tuple[EvalReport, list[Prediction]]:
+    """Read every labelled image with ``predictor`` and score the readings.
+
+    Images that cannot be read (a broken file, a broken LMDB entry) count as wrong and keep
+    their error in the report's misreads.
+
+    Returns:
+        The report, and one prediction per item, in order.
+    """
+    readable = [i for i, item in enumerate(items) if item.error is None]
+    inputs: list[ImageInput] = []
+    for i in readable:
+        data = items[i].data
+        inputs.append(data if data is not None else items[i].path)
+    predictions = [Prediction(str(item.path), error=item.error) for item in items]
+    for i, prediction in zip(readable, predictor.predict(inputs), strict=True):
+        predictions[i] = Prediction(str(items[i].path), prediction.text, prediction.confidence,
+                                    prediction.char_probs, prediction.error)
+    report = score(
+        [item.text for item in items], [p.text for p in predictions], predictor.config.charset,
+        [str(item.path) for item in items], top_confusions=top_confusions,
+        confidences=[p.confidence for p in predictions], errors=[p.error for p in predictions],
+    )
+    return report, predictions

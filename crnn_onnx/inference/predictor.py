@@ -26,7 +26,13 @@ from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.decoder import ctc_greedy_decode, nonfinite_sequences
 from crnn_onnx.inference.engines.base import Engine
 from crnn_onnx.inference.engines.factory import open_engine
-from crnn_onnx.inference.images import ImageSource, expand_paths, read_image, to_bgr_uint8
+from crnn_onnx.inference.images import (
+    ImageSource,
+    decode_image,
+    expand_paths,
+    read_image,
+    to_bgr_uint8,
+)
 from crnn_onnx.inference.options import PredictorOptions
 from crnn_onnx.inference.preprocess import preprocess, target_width
 from crnn_onnx.results import Prediction
@@ -35,8 +41,9 @@ __all__ = ["ImageInput", "Predictor", "default_io_workers"]
 
 logger = logging.getLogger(__name__)
 
-ImageInput = str | Path | np.ndarray
-"""A path to an image file, or an (H, W[, C]) uint8/uint16 image array in BGR(A) order."""
+ImageInput = str | Path | np.ndarray | bytes
+"""A path to an image file, an (H, W[, C]) uint8/uint16 image array in BGR(A) order, or an
+encoded image file's bytes (PNG, JPEG ...)."""
 
 _NONFINITE = "the model returned NaN or infinite scores for this image"
 
@@ -69,7 +76,7 @@ _BUCKET_WINDOW_BATCHES = 4
 @dataclass(frozen=True)
 class _Item:
     path: str | None
-    source: str | Path | np.ndarray | None
+    source: str | Path | np.ndarray | bytes | None
     error: str | None = None
 
 
@@ -129,8 +136,9 @@ class Predictor:
         """Recognise a sequence of images.
 
         Args:
-            images: image file paths and/or (H, W[, C]) uint8/uint16 BGR(A) arrays. Paths
-                name files; use :meth:`predict_paths` to expand directories and globs.
+            images: image file paths, (H, W[, C]) uint8/uint16 BGR(A) arrays and/or encoded
+                image bytes. Paths name files; use :meth:`predict_paths` to expand
+                directories and globs.
 
         Returns:
             One :class:`Prediction` per input, in input order; inputs that could not be
@@ -138,7 +146,7 @@ class Predictor:
         """
         items = []
         for image in images:
-            if isinstance(image, np.ndarray):
+            if isinstance(image, np.ndarray | bytes):
                 items.append(_Item(None, image))
             else:
                 items.append(_Item(os.fspath(image), image))
@@ -148,8 +156,9 @@ class Predictor:
         """Stream predictions for files, directories and glob patterns, in order.
 
         Args:
-            paths: arguments as for :func:`crnn_onnx.inference.images.expand_paths` (expanded here),
-                or already expanded :class:`~crnn_onnx.inference.images.ImageSource` records.
+            paths: arguments as for :func:`~crnn_onnx.inference.images.expand_paths` (expanded
+                here, lazily: a stream of paths is read as it goes), or already expanded
+                :class:`~crnn_onnx.inference.images.ImageSource` records.
 
         Yields:
             One :class:`Prediction` per image file found (an argument matching nothing
@@ -191,6 +200,8 @@ class Predictor:
         try:
             if isinstance(item.source, np.ndarray):
                 image = to_bgr_uint8(item.source)
+            elif isinstance(item.source, bytes):
+                image = decode_image(item.source)
             else:
                 assert item.source is not None
                 image = read_image(item.source)
