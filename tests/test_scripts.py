@@ -207,3 +207,25 @@ def test_gate_failures(exported_model: Path, labels: dict[str, Path], tmp_path: 
         assert json.loads(done.stdout)["word_accuracy"] == 0.0
     else:
         assert done.stdout == ""
+
+
+def test_gpu_check_runs_its_matrix_on_the_cpu() -> None:
+    """The GPU check's own logic, on the CPU: export the fp16 twin, time every cell, print
+    the table (the CUDA run itself needs a GPU)."""
+    pytest.importorskip("torch", reason="the fp16 export needs torch")
+    done = run_script("gpu_check.sh", "--cpu")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| fp")]
+    # fp32 and fp16, IO binding on and off, two algorithm searches, batches 1 and 4
+    assert len(rows) == 2 * 2 * 2 * 2
+    assert all(float(row.split("|")[-2]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize(("args", "code"), [(["--gpu"], 2), ([], 2)])
+def test_gpu_check_refuses_bad_usage_and_a_machine_without_gpu(args: list[str],
+                                                               code: int) -> None:
+    if not args and shutil.which("nvidia-smi"):
+        pytest.skip("this machine has a GPU")
+    done = run_script("gpu_check.sh", *args)
+    assert done.returncode == code
+    assert done.stderr.strip().splitlines()[-1].startswith(("usage:", f"{SCRIPTS}"))
