@@ -15,7 +15,7 @@ GROUND_FLOOR = {"errors", "config", "contract", "results", "records", "atomic", 
 #: Optional dependencies, and the subpackages (module-name prefixes) allowed to import them.
 OPTIONAL = {
     "torch": ("export.",),
-    "onnx": ("export.", "perf.", "scale."),
+    "onnx": ("export.", "perf.", "scale.", "inspection."),
     "onnxconverter_common": ("export.",),
     "onnxruntime": ("inference.engines.", "export.", "perf."),
     "ray": ("scale.",),
@@ -34,6 +34,7 @@ ALLOWED = {
     "scale": {"scale", "inference"},
     "synth": {"synth"},
     "training": {"training", "synth", "inference"},
+    "inspection": {"inspection"},
 }
 MAX_LINES = 300
 
@@ -106,15 +107,23 @@ def test_optional_extras_stay_inside_their_subpackage(name: str) -> None:
             assert name.startswith(OPTIONAL[top]), f"{name} imports {module}"
 
 
+def _strings(node: ast.AST) -> set[str]:
+    return {c.value for c in ast.walk(node)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+
+
 @pytest.mark.parametrize("name", LIBRARY)
 def test_no_library_module_runs_the_cli_as_a_subprocess(name: str) -> None:
-    if not {"subprocess", "os"} & {m.split(".")[0] for m in _imports(name)}:
-        return
+    """No process start names the toolkit, and no argument list reads ``-m crnn_onnx``."""
+    starters = {"system", "popen", "execv", "execvp", "execl", "execlp", "spawnv", "spawnl"}
     for node in ast.walk(_tree(name)):
-        if isinstance(node, ast.Call):
-            words = {c.value for c in ast.walk(node)
-                     if isinstance(c, ast.Constant) and isinstance(c.value, str)}
-            assert not words & {"crnn_onnx", "crnn-onnx"}, f"{name} runs the CLI"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                isinstance(node.func.value, ast.Name)
+                and (node.func.value.id == "subprocess"
+                     or (node.func.value.id == "os" and node.func.attr in starters))):
+            assert not _strings(node) & {"crnn_onnx", "crnn-onnx"}, f"{name} runs the CLI"
+        if isinstance(node, ast.List | ast.Tuple):
+            assert not {"-m", "crnn_onnx"} <= _strings(node), f"{name} runs the CLI"
 
 
 @pytest.mark.parametrize("name", list(_modules()))

@@ -113,3 +113,63 @@ def test_synth_writes_a_labelled_set_that_eval_reads(tmp_path: Path, exported_mo
     evaluated = _eval(exported_model, labels, "--format", "json")
     assert evaluated.exit_code == 0
     assert json.loads(evaluated.stdout)["total"] == 3
+
+
+def test_eval_report_shows_every_misread(exported_model: Path, labelled_set: Path,
+                                         tmp_path: Path) -> None:
+    """`eval --report DIR`: the page lists each misread crop (its truth and reading) and
+    copies its image; the text report on stdout is unchanged."""
+    from html.parser import HTMLParser
+
+    wrong = tmp_path / "wrong.tsv"
+    lines = labelled_set.read_text(encoding="utf-8").splitlines()
+    truths = ["zzzz", "q7q7"]
+    wrong.write_text("".join(f"{labelled_set.parent / line.split(chr(9))[0]}\t{t}\n"
+                             for line, t in zip(lines[:2], truths, strict=True))
+                     + lines[2].replace("imgs/", f"{labelled_set.parent}/imgs/") + "\n",
+                     encoding="utf-8")
+    plain = _eval(exported_model, wrong)
+    result = _eval(exported_model, wrong, "--report", str(tmp_path / "report"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == plain.stdout
+    assert "report: " in result.stderr and "(2 misreads)" in result.stderr
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text: list[str] = []
+            self.images: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.text.append(data)
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                self.images.extend(v for k, v in attrs if k == "src" and v)
+
+    page = Cells()
+    page.feed((tmp_path / "report" / "index.html").read_text(encoding="utf-8"))
+    text = "".join(page.text)
+    assert all(truth in text for truth in truths)
+    assert len(page.images) == 2
+    assert all((tmp_path / "report" / src).is_file() for src in page.images)
+
+
+def test_info_describes_a_model_as_text_and_json(exported_model: Path) -> None:
+    text = runner.invoke(app, ["info", str(exported_model)])
+    assert text.exit_code == 0, text.output
+    assert "images" in text.stdout and "output0" in text.stdout and "fp32" in text.stdout
+    result = runner.invoke(app, ["info", str(exported_model), "--format", "json"])
+    described = json.loads(result.stdout)
+    assert {"inputs", "outputs", "opset", "charset", "precision", "metadata"} <= set(described)
+    assert described["inputs"][0]["shape"] == ["batch", 3, 32, "width"]
+    assert described["precision"] == "fp32" and described["opset"] == 17
+    assert "".join(described["charset"]) == "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def test_info_on_a_file_that_is_not_onnx_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    result = runner.invoke(app, ["info", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")

@@ -44,6 +44,11 @@ def evaluate(
     fmt: Annotated[
         ReportFormat, typer.Option("--format", "-f", help="text or json (on stdout).")
     ] = "text",
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write an HTML page of every misread crop, worst "
+                     "first, to DIR/index.html (crops copied beside it).", metavar="DIR"),
+    ] = None,
 ) -> None:
     """Measure word accuracy, CER, accuracy by length and confusions on a labelled set."""
     import json
@@ -60,6 +65,13 @@ def evaluate(
                                    width_policy=width_policy)
         predictor = Predictor(model_or_default(model), options, config=cfg)
         report, predictions = run_evaluation(predictor, items)
+        if report_dir is not None:
+            from crnn_onnx.evaluation.report import write_html_report
+
+            page = write_html_report(
+                report_dir, report, model=str(model_or_default(model)), labels=str(labels),
+                images={str(item.path): item.data for item in items if item.data is not None},
+            )
     for item, prediction in zip(items, predictions, strict=True):
         if prediction.error:
             typer.echo(f"warning: {item.path}: {prediction.error}", err=True)
@@ -74,6 +86,8 @@ def evaluate(
         typer.echo(f"by length      {by_length}")
         confusions = ", ".join(f"{t or '∅'}→{p or '∅'} ×{c}" for t, p, c in report.confusions)
         typer.echo(f"confusions     {confusions or 'none'}")
+    if report_dir is not None:
+        typer.echo(f"report: {page} ({len(report.misreads)} misreads)", err=True)
     if min_accuracy is not None and report.word_accuracy < min_accuracy:
         typer.echo(
             f"error: word accuracy {report.word_accuracy:.2%} is below --min-accuracy "
