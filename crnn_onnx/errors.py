@@ -1,20 +1,26 @@
 """The toolkit's one exception type, and how foreign errors become one-line messages.
 
 Library code raises :class:`CRNNError` for every expected failure (bad input, missing file,
-unloadable model). The CLI turns it into one line on stderr and exit code 1; nothing else in
-the package calls ``sys.exit``. :func:`one_line` squeezes the text of an error raised by a
-dependency (onnxruntime, OpenCV, Ray, Triton's client) into that line.
+unloadable model). The CLI turns it into one line on stderr and exit code 1 (2 for a
+:class:`UsageError`); nothing else in the package calls ``sys.exit``. :func:`one_line`
+squeezes the text of an error raised by a dependency (onnxruntime, OpenCV, Ray, Triton's
+client) into that line.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["CRNNError", "one_line"]
+__all__ = ["CRNNError", "UsageError", "one_line"]
 
 
 class CRNNError(Exception):
     """An expected, user-facing failure; ``str(err)`` is the one-line message."""
+
+
+class UsageError(CRNNError):
+    """Arguments that cannot go together, or values the model cannot use (an allowlist of
+    characters outside its charset): the caller's mistake, which the CLI exits 2 for."""
 
 
 def one_line(err: BaseException | str, *, keep: Literal["all", "first", "last"] = "all",

@@ -66,6 +66,8 @@ def test_the_flag_check_knows_the_cli() -> None:
         ("width_policy='bucket' needs ...: use width_policy='fixed'",
          "--width-policy bucket needs ...: use --width-policy fixed"),
         ("pass config= with the YAML", "pass --config with the YAML"),
+        ("precision='bf16' needs engine='openvino'", "--precision bf16 needs --engine openvino"),
+        ("a lexicon needs decoder='beam'", "a lexicon needs --decoder beam"),
         ("or skip verification (verify=False)", "or skip verification (--no-verify)"),
         ("lower workers=, threads= or gpus_per_worker=",
          "lower --workers, --threads or --gpus-per-worker"),

@@ -102,6 +102,23 @@ def test_bulk_reads_paths_from_stdin(ray_local: object, words: Path, exported_mo
     assert records[0]["error"] is None and records[1]["error"] == "no such file or directory"
 
 
+def test_bulk_runs_the_openvino_engine_too(ray_local: object, words: Path,
+                                           exported_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="needs the openvino extra")
+    crop = str(words / "sub" / "02-charlie.png")
+    out = tmp_path / "ov.jsonl"
+    result = runner.invoke(app, ["bulk", crop, "--model", str(exported_model), "--output",
+                                 str(out), "--workers", "1", "--engine", "openvino"],
+                           env={"CRNN_ONNX_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.exit_code == 0, result.stderr
+    expected = runner.invoke(app, ["predict", crop, "--model", str(exported_model), "-f",
+                                   "jsonl"])
+    (got,) = _jsonl(out)
+    (want,) = map(json.loads, expected.stdout.splitlines())
+    assert got["text"] == want["text"]
+    assert got["confidence"] == pytest.approx(want["confidence"], abs=1e-4)
+
+
 def test_bulk_parquet_from_file_uris_holds_the_same_records(
     ray_local: object, words: Path, exported_model: Path, tmp_path: Path
 ) -> None:

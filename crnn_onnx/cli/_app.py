@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from crnn_onnx import __version__
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, UsageError
 
 __all__ = ["app", "errors_to_exit", "exit_on_sigterm", "in_cli_words"]
 
@@ -29,6 +29,16 @@ app = typer.Typer(
 #: calls them. Matched as whole words, longest first.
 _CLI_WORDS: dict[str, str] = {
     "device='cuda'": "--device cuda",
+    "device='cpu'": "--device cpu",
+    "engine='openvino'": "--engine openvino",
+    "precision='bf16'": "--precision bf16",
+    "precision='fp32'": "--precision fp32",
+    "decoder='beam'": "--decoder beam",
+    "lexicon=": "--lexicon",
+    "allowlist holds": "--allowlist holds",
+    "blocklist holds": "--blocklist holds",
+    "allowlist is empty; give None to allow every character":
+        "--allowlist is empty; leave it out to allow every character",
     "width_policy='bucket'": "--width-policy bucket",
     "width_policy='fixed'": "--width-policy fixed",
     "verify=False": "--no-verify",
@@ -68,12 +78,13 @@ def in_cli_words(message: str) -> str:
 
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
-    """Turn the toolkit's own errors into one stderr line, in the CLI's words, and exit 1."""
+    """Turn the toolkit's own errors into one stderr line, in the CLI's words, and exit 1
+    (2 for a usage error, as for a bad option)."""
     try:
         yield
     except CRNNError as err:
         typer.echo(f"error: {in_cli_words(str(err))}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if isinstance(err, UsageError) else 1) from None
 
 
 def _version_callback(value: bool) -> None:

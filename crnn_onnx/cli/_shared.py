@@ -10,17 +10,24 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from crnn_onnx.inference.options import Device
+from crnn_onnx.inference.options import DecoderName, Device, EngineName, Precision
 from crnn_onnx.inference.preprocess import WidthPolicy
 
 if TYPE_CHECKING:
     from crnn_onnx.config import CRNNConfig
 
 __all__ = [
+    "AllowlistOption",
     "BatchSizeOption",
+    "BeamWidthOption",
+    "BlocklistOption",
     "ConfigOverrideOption",
+    "DecoderOption",
     "DeviceOption",
+    "EngineOption",
+    "LexiconOption",
     "ModelOption",
+    "PrecisionOption",
     "ReportFormat",
     "ThreadsOption",
     "WidthPolicyOption",
@@ -61,6 +68,40 @@ WidthPolicyOption = Annotated[
     WidthPolicy,
     typer.Option("--width-policy", help="fixed: every image at the model width (as upstream); "
                  "bucket: width from each image's aspect ratio (dynamic-width models)."),
+]
+
+
+EngineOption = Annotated[
+    EngineName,
+    typer.Option("--engine", help="onnxruntime (CPU, or CUDA with IO binding) or openvino "
+                 "(CPU; pip install 'crnn-onnx[openvino]')."),
+]
+PrecisionOption = Annotated[
+    Precision,
+    typer.Option("--precision", help="fp32 (exact parity with PyTorch) or bf16 (--engine "
+                 "openvino, on a CPU with AMX or AVX512-BF16)."),
+]
+AllowlistOption = Annotated[
+    str | None,
+    typer.Option("--allowlist", help="Only these characters may be read (e.g. 0123456789); "
+                 "the best reading among them is chosen.", metavar="CHARS"),
+]
+BlocklistOption = Annotated[
+    str | None,
+    typer.Option("--blocklist", help="These characters are never read.", metavar="CHARS"),
+]
+DecoderOption = Annotated[
+    DecoderName | None,
+    typer.Option("--decoder", help="greedy (best path) or beam (CTC prefix beam search); "
+                 "default: greedy, or beam with --lexicon.", show_default=False),
+]
+BeamWidthOption = Annotated[
+    int, typer.Option("--beam-width", min=1, help="Prefixes the beam search keeps per frame.")
+]
+LexiconOption = Annotated[
+    Path | None,
+    typer.Option("--lexicon", help="File of words, one per line: every reading is one of "
+                 "them (beam search along a prefix trie).", metavar="FILE"),
 ]
 
 

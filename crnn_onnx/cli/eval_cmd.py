@@ -9,10 +9,17 @@ import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import (
+    AllowlistOption,
     BatchSizeOption,
+    BeamWidthOption,
+    BlocklistOption,
     ConfigOverrideOption,
+    DecoderOption,
     DeviceOption,
+    EngineOption,
+    LexiconOption,
     ModelOption,
+    PrecisionOption,
     ReportFormat,
     ThreadsOption,
     WidthPolicyOption,
@@ -32,10 +39,17 @@ def evaluate(
     ],
     model: ModelOption = None,
     config: ConfigOverrideOption = None,
+    engine: EngineOption = "onnxruntime",
+    precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     threads: ThreadsOption = None,
     width_policy: WidthPolicyOption = "fixed",
+    decoder: DecoderOption = None,
+    beam_width: BeamWidthOption = 10,
+    allowlist: AllowlistOption = None,
+    blocklist: BlocklistOption = None,
+    lexicon: LexiconOption = None,
     min_accuracy: Annotated[
         float | None,
         typer.Option("--min-accuracy", min=0.0, max=1.0,
@@ -61,8 +75,11 @@ def evaluate(
     with errors_to_exit():
         items = read_labelled_set(labels)
         cfg = config_override(config)
-        options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
-                                   width_policy=width_policy)
+        options = PredictorOptions(
+            engine=engine, precision=precision, device=device, batch_size=batch_size,
+            threads=threads, width_policy=width_policy,
+            decoder=decoder, beam_width=beam_width, allowlist=allowlist, blocklist=blocklist,
+            lexicon=lexicon)
         predictor = Predictor(model_or_default(model), options, config=cfg)
         report, predictions = run_evaluation(predictor, items)
         if report_dir is not None:

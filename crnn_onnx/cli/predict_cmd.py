@@ -11,10 +11,17 @@ import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import (
+    AllowlistOption,
     BatchSizeOption,
+    BeamWidthOption,
+    BlocklistOption,
     ConfigOverrideOption,
+    DecoderOption,
     DeviceOption,
+    EngineOption,
+    LexiconOption,
     ModelOption,
+    PrecisionOption,
     ThreadsOption,
     WidthPolicyOption,
     config_override,
@@ -53,10 +60,17 @@ def predict(
     ],
     model: ModelOption = None,
     config: ConfigOverrideOption = None,
+    engine: EngineOption = "onnxruntime",
+    precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     threads: ThreadsOption = None,
     width_policy: WidthPolicyOption = "fixed",
+    decoder: DecoderOption = None,
+    beam_width: BeamWidthOption = 10,
+    allowlist: AllowlistOption = None,
+    blocklist: BlocklistOption = None,
+    lexicon: LexiconOption = None,
     fmt: Annotated[
         OutputFormat,
         typer.Option("--format", "-f", help="text: path, text, confidence per line; json: one "
@@ -96,8 +110,11 @@ def predict(
         cfg = config_override(config)
         model_path = model_or_default(model)
         with atomic_output(output) as stream:
-            options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
-                                       width_policy=width_policy)
+            options = PredictorOptions(
+                engine=engine, precision=precision, device=device, batch_size=batch_size,
+                threads=threads, width_policy=width_policy, decoder=decoder,
+                beam_width=beam_width, allowlist=allowlist, blocklist=blocklist,
+                lexicon=lexicon)
             predictor = Predictor(model_path, options, config=cfg)
             writer = RecordWriter(stream, fmt, char_confidences=char_confidence)
             show_bar = not quiet and count >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()

@@ -12,10 +12,17 @@ import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.cli._shared import (
+    AllowlistOption,
     BatchSizeOption,
+    BeamWidthOption,
+    BlocklistOption,
     ConfigOverrideOption,
+    DecoderOption,
     DeviceOption,
+    EngineOption,
+    LexiconOption,
     ModelOption,
+    PrecisionOption,
     WidthPolicyOption,
     config_override,
     model_or_default,
@@ -75,6 +82,8 @@ def bulk(
         int, typer.Option("--threads", min=1, help="ONNX Runtime threads per worker (and the "
                           "CPUs Ray reserves for it).")
     ] = 1,
+    engine: EngineOption = "onnxruntime",
+    precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
     gpus_per_worker: Annotated[
         float,
@@ -82,6 +91,11 @@ def bulk(
                      "(0.5: two share one); --device cuda implies 1 when unset."),
     ] = 0.0,
     width_policy: WidthPolicyOption = "fixed",
+    decoder: DecoderOption = None,
+    beam_width: BeamWidthOption = 10,
+    allowlist: AllowlistOption = None,
+    blocklist: BlocklistOption = None,
+    lexicon: LexiconOption = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars, info lines or summary.")
     ] = False,
@@ -104,8 +118,11 @@ def bulk(
 
         cfg = config_override(config)
         model_path = model_or_default(model)
-        options = PredictorOptions(device=device, batch_size=batch_size, threads=threads,
-                                   width_policy=width_policy)
+        options = PredictorOptions(
+            engine=engine, precision=precision, device=device, batch_size=batch_size,
+            threads=threads, width_policy=width_policy,
+            decoder=decoder, beam_width=beam_width, allowlist=allowlist, blocklist=blocklist,
+            lexicon=lexicon)
         inputs = list(with_stdin(paths))
         with ray_session(address):
             report = bulk_predict(

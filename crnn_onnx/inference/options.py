@@ -5,32 +5,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
-from crnn_onnx.errors import CRNNError
+from crnn_onnx.errors import CRNNError, UsageError
 from crnn_onnx.inference.preprocess import WIDTH_POLICIES, WidthPolicy
 
 __all__ = [
     "CONV_ALGO_SEARCHES",
+    "DECODERS",
     "DEVICES",
     "ENGINES",
     "GRAPH_OPTIMIZATIONS",
+    "PRECISIONS",
     "ConvAlgoSearch",
+    "DecoderName",
     "Device",
     "EngineName",
     "GraphOptimization",
+    "Precision",
     "PredictorOptions",
     "check_choice",
 ]
 
-EngineName = Literal["onnxruntime"]
+EngineName = Literal["onnxruntime", "openvino"]
 ENGINES: tuple[str, ...] = get_args(EngineName)
+#: The arithmetic a model runs in (int8 models run as quantized, whatever this says).
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = get_args(Device)
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
 GRAPH_OPTIMIZATIONS: tuple[str, ...] = get_args(GraphOptimization)
 ConvAlgoSearch = Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]
 CONV_ALGO_SEARCHES: tuple[str, ...] = get_args(ConvAlgoSearch)
+DecoderName = Literal["greedy", "beam"]
+DECODERS: tuple[str, ...] = get_args(DecoderName)
 
 
 def check_choice(what: str, value: object, choices: Sequence[str]) -> None:
@@ -54,7 +64,10 @@ class PredictorOptions:
     """How the :class:`~crnn_onnx.inference.predictor.Predictor` runs a model.
 
     Attributes:
-        engine: what runs the model: ``onnxruntime``.
+        engine: what runs the model: ``onnxruntime`` (CPU or CUDA) or ``openvino`` (CPU;
+            the ``openvino`` extra).
+        precision: ``fp32`` (exact parity with PyTorch), or ``bf16`` (OpenVINO on a CPU
+            with AMX or AVX512-BF16).
         device: ``auto`` (CUDA when the engine has it, else the CPU, saying which in one
             log line), ``cpu``, or ``cuda`` (an error if CUDA cannot be used).
         batch_size: most images per model run.
@@ -66,9 +79,18 @@ class PredictorOptions:
         graph_optimization: ONNX Runtime's graph optimisation level.
         cudnn_conv_algo_search: how ONNX Runtime's CUDA provider picks convolution
             algorithms; ``EXHAUSTIVE`` benchmarks them for every new input shape.
+        decoder: ``greedy`` (best path) or ``beam`` (CTC prefix beam search); ``None``:
+            greedy, or beam with a lexicon.
+        beam_width: prefixes the beam search keeps per frame.
+        allowlist: the only characters that may be read (their classes are masked before
+            decoding, so the best allowed reading is chosen); ``None``: all.
+        blocklist: characters that are never read.
+        lexicon: a file of words, one per line, or the words themselves: every reading is
+            then one of them (beam search along a prefix trie).
     """
 
     engine: EngineName = "onnxruntime"
+    precision: Precision = "fp32"
     device: Device = "auto"
     batch_size: int = 32
     threads: int | None = None
@@ -76,9 +98,18 @@ class PredictorOptions:
     io_workers: int | None = None
     graph_optimization: GraphOptimization = "all"
     cudnn_conv_algo_search: ConvAlgoSearch = "HEURISTIC"
+    decoder: DecoderName | None = None
+    beam_width: int = 10
+    allowlist: str | None = None
+    blocklist: str | None = None
+    lexicon: str | Path | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_choice("engine", self.engine, ENGINES)
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.precision == "bf16" and self.engine != "openvino":
+            raise UsageError("precision='bf16' needs engine='openvino' (ONNX Runtime runs "
+                             "this model in fp32 on the CPU)")
         check_choice("device", self.device, DEVICES)
         check_choice("width policy", self.width_policy, WIDTH_POLICIES)
         check_choice("graph optimisation level", self.graph_optimization, GRAPH_OPTIMIZATIONS)
@@ -86,3 +117,6 @@ class PredictorOptions:
         check_at_least("batch_size", self.batch_size, 1)
         check_at_least("threads", self.threads, 1)
         check_at_least("io_workers", self.io_workers, 1)
+        if self.decoder is not None:
+            check_choice("decoder", self.decoder, DECODERS)
+        check_at_least("beam_width", self.beam_width, 1)

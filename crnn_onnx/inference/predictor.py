@@ -23,7 +23,8 @@ import numpy as np
 
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.inference.decoder import ctc_greedy_decode, nonfinite_sequences
+from crnn_onnx.inference.decoder import nonfinite_sequences
+from crnn_onnx.inference.decoding import build_decoder
 from crnn_onnx.inference.engines.base import Engine
 from crnn_onnx.inference.engines.factory import open_engine
 from crnn_onnx.inference.images import (
@@ -126,6 +127,7 @@ class Predictor:
                 f"width_policy='bucket' needs a model with a dynamic input width; this "
                 f"model's width is fixed at {static}: use width_policy='fixed'"
             )
+        self._decode = build_decoder(options, self.config.charset)
         self.batch_size = options.batch_size
         self._workers = options.io_workers or default_io_workers(self.engine.device,
                                                                  options.threads)
@@ -232,7 +234,7 @@ class Predictor:
                         results[i] = Prediction(window[i].path, error=_NONFINITE)
                     chunk = [i for i, bad in zip(chunk, broken, strict=True) if not bad]
                     logits = logits[:, ~broken]
-                decoded = ctc_greedy_decode(logits, self.config.charset)
+                decoded = self._decode(logits)
                 for i, result in zip(chunk, decoded, strict=True):
                     results[i] = Prediction(
                         window[i].path, result.text, result.confidence, result.char_probs

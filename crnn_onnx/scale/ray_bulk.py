@@ -20,6 +20,7 @@ filesystem), or be given as URIs. Every node needs ``crnn-onnx[ray]`` installed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -31,6 +32,7 @@ from typing import Any, Literal, get_args
 from crnn_onnx.atomic import atomic_output
 from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.inference.decoding import load_lexicon
 from crnn_onnx.inference.options import PredictorOptions
 from crnn_onnx.inference.predictor import Predictor
 from crnn_onnx.records import RecordWriter
@@ -120,10 +122,13 @@ def _build_dataset(
         raise CRNNError(f"gpus_per_worker must be >= 0, got {gpus_per_worker:g}")
     if gpus_per_worker > 0 and options.device == "cpu":
         raise CRNNError("gpus_per_worker > 0 reserves GPUs that device 'cpu' would not use")
-    # Fail fast, on the driver, with the Predictor's own checks.
-    Predictor(model_path, PredictorOptions(
-        engine=options.engine, device="cpu", threads=1, batch_size=options.batch_size,
-        width_policy=options.width_policy), config=config)
+    # Fail fast, on the driver, with the Predictor's own checks; a lexicon file is read
+    # here (and its unreadable words reported once), its words shipped to the actors.
+    check = Predictor(model_path, dataclasses.replace(options, device="cpu", threads=1),
+                      config=config)
+    lexicon = load_lexicon(options, check.config.charset)
+    if lexicon is not None:
+        options = dataclasses.replace(options, lexicon=lexicon.words)
     # Shipped once through the object store rather than pickled into the UDF.
     model = ray.put(Path(model_path).read_bytes())
     n_workers = plan_workers(ray, workers, threads, gpus_per_worker)

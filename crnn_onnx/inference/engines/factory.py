@@ -18,6 +18,11 @@ def open_engine(model_path: str | Path, options: PredictorOptions,
     Raises:
         CRNNError: the engine is not installed, or the model cannot be loaded.
     """
+    if options.engine == "openvino":
+        from crnn_onnx.inference.engines.openvino import OvEngine, OvOptions
+
+        return OvEngine(model_path, OvOptions(device=options.device, threads=options.threads,
+                                              precision=options.precision), config=config)
     from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions
 
     return OrtEngine(model_path, OrtOptions(
