@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.images import expand_paths, read_image
 from crnn_onnx.inference.preprocess import preprocess
 
-__all__ = ["calibration_images"]
+__all__ = ["CalibrationReader", "calibration_images"]
+
+_CALIBRATION_BATCH = 16
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +71,22 @@ def calibration_images(
     if not tensors:
         raise CRNNError(f"calibration folder {str(folder)!r} holds no readable images")
     return tensors, f"images from {folder}"
+
+
+class CalibrationReader:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed images, in batches."""
+
+    def __init__(self, images: list[np.ndarray], input_name: str) -> None:
+        self._images = images
+        self._input_name = input_name
+        self._batches = self._iterate()
+
+    def _iterate(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self._images), _CALIBRATION_BATCH):
+            yield {self._input_name: np.stack(self._images[start:start + _CALIBRATION_BATCH])}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:
+        self._batches = self._iterate()
