@@ -24,7 +24,7 @@ from crnn_onnx.perf.report import (
 )
 
 runner = CliRunner()
-FAST = {"seconds": 0.02, "warmup": 1}
+FAST = {"seconds": 0.02, "warmup": 1, "ceilings": False}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,7 @@ def _report() -> BenchmarkReport:
                     StageTiming("inference", 5.0), StageTiming("CTC decoding", 0.05)),
             end_to_end_s=0.625),
         startup_s=0.5, background_load=0.03, notes=("a note",),
+        ceilings={"fp32": 400e9}, flops_per_image=1e9,
     )
 
 
@@ -128,8 +129,12 @@ def test_report_arithmetic_and_text() -> None:
     assert report.pipeline.model_only_images_per_s == pytest.approx(200.0)
     assert report.pipeline.end_to_end_images_per_s == pytest.approx(160.0)
     assert report.pipeline.efficiency == pytest.approx(0.8)
+    # 200 images/s x 1 GFLOP against a 400 GFLOP/s fp32 ceiling: half of it
+    assert report.share_of_ceiling(report.timing("ort", 8)) == pytest.approx(0.5)
     text = format_text(report)
-    assert "ort            8      40.00    44.00     200.0     2.00x   1.00x" in text
+    assert ("ort                 8      40.00    44.00     200.0     2.00x   1.00x      50%"
+            in text)
+    assert "fp32 400 GFLOP/s (≈ 400 images/s); the model needs 1.00 GFLOP per image" in text
     assert "160.0 images/s, 80% of model-only 200.0 images/s" in text
     assert "start to exit: 0.50 s" in text and "used 3% of the CPUs" in text
     assert text.endswith("note: a note")
@@ -139,7 +144,7 @@ def test_report_as_json() -> None:
     data = json.loads(json.dumps(_report().as_dict()))
     ort = data["timings"][1]
     assert ort["engine"] == "ort" and ort["speedup_vs_torch"] == 2.0
-    assert ort["images_per_s"] == 200.0
+    assert ort["images_per_s"] == 200.0 and ort["share_of_ceiling"] == pytest.approx(0.5)
     assert data["pipeline"]["efficiency"] == pytest.approx(0.8)
 
 
@@ -159,3 +164,19 @@ def test_cli_benchmark_usage_errors(model: Path) -> None:
     assert bad_sizes.exit_code == 2
     missing = runner.invoke(app, ["benchmark", "-m", str(model.with_name("no.onnx"))])
     assert missing.exit_code == 1 and missing.stderr.startswith("error: model file")
+
+
+def test_the_field_is_measured_against_the_machines_ceilings(model: Path) -> None:
+    """GEMM rates (with PyTorch), the model's FLOPs, each timing's arithmetic and share; an
+    engine this machine cannot run is a note, never a failure."""
+    pytest.importorskip("torch", reason="the ceilings are measured with PyTorch")
+    report = run_benchmark(model, engines=["ort", "torch-bf16", "openvino-int8"],
+                           batch_sizes=[2], seconds=0.02, warmup=1)
+    assert report.ceilings["fp32"] > 1e9
+    assert report.flops_per_image == pytest.approx(1.27e9, rel=0.05)
+    (ort,) = [t for t in report.timings if t.engine == "ort"]
+    assert ort.precision == "fp32" and 0 < report.share_of_ceiling(ort) < 2
+    notes = " | ".join(report.notes)
+    assert "openvino-int8 skipped:" in notes and "crnn.int8.onnx not found" in notes
+    if "bf16" not in report.ceilings:
+        assert "torch-bf16 skipped: this CPU has neither AMX nor AVX512-BF16" in notes

@@ -13,17 +13,19 @@ from typing import Annotated
 import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit, in_cli_words
-from crnn_onnx.cli._shared import ReportFormat, model_or_default
+from crnn_onnx.cli._shared import EngineOption, PrecisionOption, ReportFormat, model_or_default
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.options import Device
+from crnn_onnx.perf.field import DEFAULT_FIELD, FIELD
 
 
-def _startup_timer(model: Path, runs: int) -> Callable[[str], float]:
-    """Times ``crnn-onnx predict IMAGE --model MODEL -q`` as a whole process, ``runs`` times;
-    the median wall time."""
+def _startup_timer(model: Path, runs: int, engine: str, precision: str
+                   ) -> Callable[[str], float]:
+    """Times ``crnn-onnx predict IMAGE --model MODEL --engine E --precision P -q`` as a
+    whole process, ``runs`` times; the median wall time."""
     def time_startup(image: str) -> float:
         command = [sys.executable, "-m", "crnn_onnx", "predict", image, "--model", str(model),
-                   "-q"]
+                   "--engine", engine, "--precision", precision, "-q"]
         walls = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -65,9 +67,17 @@ def benchmark(
     ] = None,
     engines: Annotated[
         str,
-        typer.Option("--engines", help="Comma-separated: torch (eager, on --ckpt), ort (the "
-                     "model), ort-int8 (--int8-model), ort-fp16 (--fp16-model)."),
-    ] = "torch,ort,ort-int8",
+        typer.Option("--engines", help="Comma-separated, of: " + ", ".join(FIELD) + ". torch "
+                     "runs --ckpt, the int8 and fp16 engines --int8-model and --fp16-model; "
+                     "engines that cannot run here are skipped with a note."),
+    ] = ",".join(DEFAULT_FIELD),
+    engine: EngineOption = "onnxruntime",
+    precision: PrecisionOption = "fp32",
+    ceilings: Annotated[
+        bool,
+        typer.Option("--ceilings/--no-ceilings", help="Measure the machine's fp32 and bf16 "
+                     "GEMM rates (with PyTorch) and each engine's share of them."),
+    ] = True,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1, help="Intra-op threads for every engine; default: "
@@ -82,7 +92,8 @@ def benchmark(
     ] = None,
     int8_model: Annotated[
         Path | None,
-        typer.Option("--int8-model", help="Model for ort-int8; default: MODEL's NAME.int8.onnx."),
+        typer.Option("--int8-model", help="Model for the int8 engines; default: MODEL's "
+                     "NAME.int8.onnx."),
     ] = None,
     fp16_model: Annotated[
         Path | None,
@@ -112,20 +123,21 @@ def benchmark(
         ReportFormat, typer.Option("--format", "-f", help="text tables or one JSON object.")
     ] = "text",
 ) -> None:
-    """Time torch eager, ONNX Runtime fp32/int8/fp16 and predict's pipeline on the same inputs."""
+    """Time PyTorch, ONNX Runtime and OpenVINO in every arithmetic this machine runs, against
+    its GEMM ceilings, then predict's pipeline (on --engine, --precision) on the same inputs."""
     import dataclasses
     import json
 
-    from crnn_onnx.perf.benchmark import ENGINES, run_benchmark
+    from crnn_onnx.perf.benchmark import run_benchmark
     from crnn_onnx.perf.report import format_text
 
     sizes = _int_list(batch_sizes, "--batch-sizes")
     names = [name.strip() for name in engines.split(",") if name.strip()]
-    unknown = [name for name in names if name not in ENGINES]
+    unknown = [name for name in names if name not in FIELD]
     if not names or unknown:
         raise typer.BadParameter(
             f"unknown engine(s) {', '.join(unknown) or '(none given)'}; known: "
-            f"{', '.join(ENGINES)}", param_hint="--engines",
+            f"{', '.join(FIELD)}", param_hint="--engines",
         )
     with errors_to_exit():
         model_path = model_or_default(model)
@@ -134,7 +146,9 @@ def benchmark(
             engines=names, batch_sizes=sizes, width=width, threads=threads,
             device=device, ckpt=ckpt, int8_model=int8_model, fp16_model=fp16_model,
             images=images, pipeline_images=pipeline_images, seconds=seconds, warmup=warmup,
-            startup=_startup_timer(model_path, startup_runs) if startup_runs else None,
+            startup=(_startup_timer(model_path, startup_runs, engine, precision)
+                     if startup_runs else None),
+            pipeline_engine=engine, pipeline_precision=precision, ceilings=ceilings,
         )
     report = dataclasses.replace(report, notes=tuple(map(in_cli_words, report.notes)),
                                  inputs=in_cli_words(report.inputs))

@@ -23,75 +23,20 @@ from pathlib import Path
 import numpy as np
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions
-from crnn_onnx.inference.options import Device, PredictorOptions
+from crnn_onnx.inference.engines.factory import open_engine
+from crnn_onnx.inference.options import Device, EngineName, Precision, PredictorOptions
+from crnn_onnx.perf.field import ARITHMETIC, DEFAULT_FIELD, Runner, cpu_has_bf16, load_field
 from crnn_onnx.perf.machine import LoadMeter, describe_machine, package_versions
 from crnn_onnx.perf.pipeline import engine_inputs, image_files, time_pipeline
 from crnn_onnx.perf.report import BenchmarkReport, EngineTiming
 
-__all__ = ["ENGINES", "run_benchmark"]
+__all__ = ["run_benchmark"]
 
 logger = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("torch", "ort", "ort-int8", "ort-fp16")
 _ROUNDS = 2
 _MIN_RUNS = 5
 _MAX_RUNS = 2000
-
-Runner = Callable[[np.ndarray], np.ndarray]
-
-
-def _variant_path(model: Path, suffix: str) -> Path:
-    return model.with_name(f"{model.stem}.{suffix}.onnx")
-
-
-def _load_engines(
-    engines: Sequence[str], model: Path, *, ckpt: Path | None, int8_model: Path | None,
-    fp16_model: Path | None, device: Device, threads: int, notes: list[str],
-) -> tuple[dict[str, Runner], dict[str, str], OrtEngine]:
-    """Build the runners that can run; explain the others in ``notes``."""
-    unknown = [e for e in engines if e not in ENGINES]
-    if unknown:
-        raise CRNNError(f"unknown engine(s) {', '.join(unknown)} (known: {', '.join(ENGINES)})")
-    options = OrtOptions(device=device, threads=threads)
-    reference = OrtEngine(model, options)
-    runners: dict[str, Runner] = {}
-    paths: dict[str, str] = {}
-    for engine in engines:
-        if engine == "ort":
-            runners[engine], paths[engine] = reference.run, str(model)
-        elif engine in ("ort-int8", "ort-fp16"):
-            kind = engine.removeprefix("ort-")
-            given = int8_model if kind == "int8" else fp16_model
-            path = given if given is not None else _variant_path(model, kind)
-            if not path.is_file():
-                how = (f"quantize_model({model})" if kind == "int8"
-                       else "export_checkpoint(CKPT, fp16=True)")
-                notes.append(f"{engine} skipped: {path} not found (make it with `{how}`, or "
-                             f"pass {kind}_model=)")
-                continue
-            runners[engine], paths[engine] = OrtEngine(path, options).run, str(path)
-            if kind == "fp16" and reference.device == "cpu":
-                notes.append("ort-fp16 on the CPU: ONNX Runtime has no fp16 kernels for this "
-                             "model's ops there and computes in fp32 between Casts; fp16 is "
-                             "for CUDA")
-        elif engine == "torch":
-            try:
-                from crnn_onnx.export.eager import eager_runner
-            except ImportError:
-                notes.append("torch skipped: PyTorch is not installed (pip install "
-                             "'crnn-onnx[export]')")
-                continue
-            path = ckpt if ckpt is not None else model.with_suffix(".pth")
-            if not path.is_file():
-                notes.append(f"torch skipped: no checkpoint ({path} not found; pass ckpt=)")
-                continue
-            runners[engine] = eager_runner(path, reference.spec.config, threads)
-            paths[engine] = str(path)
-    return runners, paths, reference
-
-
-# --- timing ---------------------------------------------------------------------------------
 
 
 def _time_engines(
@@ -131,7 +76,24 @@ def _timing(engine: str, x: np.ndarray, samples: list[float]) -> EngineTiming:
     return EngineTiming(
         engine=engine, batch=x.shape[0], width=x.shape[3],
         median_ms=float(np.median(ms)), p90_ms=float(np.percentile(ms, 90)), runs=len(ms),
+        precision=ARITHMETIC[engine],
     )
+
+
+def _ceilings(config_width: int, reference_config: object, threads: int, seconds: float,
+              notes: list[str]) -> tuple[dict[str, float], float | None]:
+    """The machine's fp32 (and, with bf16 units, bf16) GEMM rates and the model's FLOPs per
+    image, measured with PyTorch; empty without it."""
+    try:
+        from crnn_onnx.export.eager import flops_per_image, gemm_ceiling
+    except ImportError:
+        notes.append("ceilings skipped: they are measured with PyTorch (pip install "
+                     "'crnn-onnx[export]')")
+        return {}, None
+    ceilings = {"fp32": gemm_ceiling("float32", threads, seconds=seconds)}
+    if cpu_has_bf16():
+        ceilings["bf16"] = gemm_ceiling("bfloat16", threads, seconds=seconds)
+    return ceilings, flops_per_image(reference_config, config_width)  # type: ignore[arg-type]
 
 
 # --- the benchmark ----------------------------------------------------------------------------
@@ -140,7 +102,7 @@ def _timing(engine: str, x: np.ndarray, samples: list[float]) -> EngineTiming:
 def run_benchmark(
     model: str | Path,
     *,
-    engines: Sequence[str] = ("torch", "ort", "ort-int8"),
+    engines: Sequence[str] = DEFAULT_FIELD,
     batch_sizes: Sequence[int] = (1, 8, 32),
     width: int | None = None,
     threads: int | None = None,
@@ -154,13 +116,17 @@ def run_benchmark(
     seconds: float = 1.0,
     warmup: int = 3,
     startup: Callable[[str], float] | None = None,
+    pipeline_engine: EngineName = "onnxruntime",
+    pipeline_precision: Precision = "fp32",
+    ceilings: bool = True,
 ) -> BenchmarkReport:
     """Time the engines on the same inputs, then the pipeline and the start-up.
 
     Args:
         model: the fp32 ONNX model (``ort``); the other engines' files default to its
             neighbours: ``NAME.int8.onnx``, ``NAME.fp16.onnx`` and ``NAME.pth``.
-        engines: which of :data:`ENGINES` to time; missing ones are skipped with a note.
+        engines: which of :data:`~crnn_onnx.perf.field.FIELD` to time; those that cannot
+            run here are skipped with a note.
         batch_sizes: images per run.
         width: input width; default the model's.
         threads: intra-op threads for every engine (torch and ONNX Runtime); default one
@@ -177,6 +143,8 @@ def run_benchmark(
         warmup: untimed runs per engine and batch size.
         startup: times a one-image prediction process on the image path it is given
             (start to exit, in seconds); ``None`` skips it.
+        pipeline_engine, pipeline_precision: what runs the pipeline's Predictor.
+        ceilings: measure the machine's GEMM rates and each engine's share of them.
 
     Raises:
         CRNNError: bad arguments, an unknown engine, or a model that does not load.
@@ -190,14 +158,14 @@ def run_benchmark(
     meter = LoadMeter()
     model = Path(model)
     threads = threads or os.cpu_count() or 1
-    notes: list[str] = []
-    runners, paths, reference = _load_engines(
+    field = load_field(
         list(dict.fromkeys(engines)), model,
         ckpt=Path(ckpt) if ckpt is not None else None,
         int8_model=Path(int8_model) if int8_model is not None else None,
         fp16_model=Path(fp16_model) if fp16_model is not None else None,
-        device=device, threads=threads, notes=notes,
+        device=device, threads=threads,
     )
+    notes, runners, reference = field.notes, field.runners, field.reference
     if not runners:
         raise CRNNError("none of the engines can run: " + "; ".join(notes))
     config = reference.spec.config
@@ -224,13 +192,20 @@ def run_benchmark(
         engine: float(np.max(np.abs(run(inputs).astype(np.float32) - reference_out)))
         for engine, run in runners.items() if engine != "ort"
     }
+    rates, flops = (_ceilings(width, config, threads, seconds, notes) if ceilings
+                    else ({}, None))
 
     pipeline = None
     startup_s = None
     if files:
         logger.info("timing the pipeline on %d images", len(files))
-        pipeline = time_pipeline(files, str(images), reference, batch=pipeline_batch or largest,
-                                 options=PredictorOptions(device=device, threads=threads))
+        options = PredictorOptions(engine=pipeline_engine, precision=pipeline_precision,
+                                   device=device, threads=threads)
+        runs_pipeline = (reference if (pipeline_engine, pipeline_precision) == ("onnxruntime",
+                                                                                "fp32")
+                         else open_engine(model, options))
+        pipeline = time_pipeline(files, str(images), runs_pipeline,
+                                 batch=pipeline_batch or largest, options=options)
         if startup is not None:
             logger.info("timing one-image prediction processes")
             startup_s = startup(files[0])
@@ -239,6 +214,7 @@ def run_benchmark(
 
     return BenchmarkReport(
         machine=describe_machine(), versions=package_versions(), threads=threads, width=width,
-        inputs=described, models=paths, timings=tuple(timings), max_abs_diff=diffs,
+        inputs=described, models=field.files, timings=tuple(timings), max_abs_diff=diffs,
+        ceilings=rates, flops_per_image=flops,
         pipeline=pipeline, startup_s=startup_s, background_load=meter.stop(), notes=tuple(notes),
     )

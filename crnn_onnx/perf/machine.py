@@ -23,7 +23,8 @@ def describe_machine() -> str:
                     break
     except OSError:
         pass
-    extras = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f in flags]
+    extras = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+              if f in flags]
     cpus = os.cpu_count() or 1
     return f"{model}, {cpus} CPU{'s' if cpus != 1 else ''}" + (
         f" ({', '.join(extras)})" if extras else "")

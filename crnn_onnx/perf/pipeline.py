@@ -88,4 +88,5 @@ def time_pipeline(files: list[str], source: str, engine: Engine, *, batch: int,
                                ("CTC decoding", t4 - t3))
     )
     return PipelineReport(images=n, batch=batch, source=source, stages=stages,
-                          end_to_end_s=statistics.mean(end_to_end))
+                          end_to_end_s=statistics.mean(end_to_end),
+                          engine=f"{engine.name}, {engine.precision}")

@@ -28,11 +28,12 @@ class EngineTiming:
     """Latency of one engine at one batch size.
 
     Attributes:
-        engine: one of :data:`ENGINES`.
+        engine: one of :data:`~crnn_onnx.perf.field.FIELD`.
         batch: images per run.
         width: input width.
         median_ms, p90_ms: latency of one run (one batch), in milliseconds.
         runs: timed runs.
+        precision: the arithmetic the engine ran in (fp32, bf16, int8, fp16).
     """
 
     engine: str
@@ -41,6 +42,7 @@ class EngineTiming:
     median_ms: float
     p90_ms: float
     runs: int
+    precision: str = "fp32"
 
     @property
     def images_per_s(self) -> float:
@@ -67,6 +69,7 @@ class PipelineReport:
         stages: decode, preprocess, inference, ctc, one after the other.
         end_to_end_s: wall time of :meth:`Predictor.predict_paths` over the files
             (the mean over the rounds, as is the inference stage's).
+        engine: what ran the model, and in which arithmetic.
     """
 
     images: int
@@ -74,6 +77,7 @@ class PipelineReport:
     source: str
     stages: tuple[StageTiming, ...]
     end_to_end_s: float
+    engine: str = "onnxruntime, fp32"
 
     @property
     def model_only_images_per_s(self) -> float:
@@ -110,6 +114,9 @@ class BenchmarkReport:
         background_load: share of the CPUs used by *other* processes while this ran
             (``None`` where it cannot be read).
         notes: what was skipped and why, and caveats.
+        ceilings: the machine's measured GEMM rate in FLOP/s, by arithmetic (``fp32``,
+            and ``bf16`` on a CPU with bf16 units).
+        flops_per_image: floating-point operations of one image's forward pass.
     """
 
     machine: str
@@ -124,9 +131,19 @@ class BenchmarkReport:
     startup_s: float | None = None
     background_load: float | None = None
     notes: tuple[str, ...] = ()
+    ceilings: dict[str, float] = field(default_factory=dict)
+    flops_per_image: float | None = None
 
     def timing(self, engine: str, batch: int) -> EngineTiming | None:
         return next((t for t in self.timings if t.engine == engine and t.batch == batch), None)
+
+    def share_of_ceiling(self, timing: EngineTiming) -> float | None:
+        """The fraction of the machine's GEMM rate in the timing's arithmetic that its
+        images/s amount to; ``None`` without a ceiling for that arithmetic."""
+        ceiling = self.ceilings.get(timing.precision)
+        if ceiling is None or self.flops_per_image is None:
+            return None
+        return timing.images_per_s * self.flops_per_image / ceiling
 
     def speedup(self, engine: str, batch: int, baseline: str) -> float | None:
         """How many times faster ``engine`` is than ``baseline`` at ``batch`` (medians)."""
@@ -142,6 +159,7 @@ class BenchmarkReport:
             {
                 **asdict(t),
                 "images_per_s": t.images_per_s,
+                "share_of_ceiling": self.share_of_ceiling(t),
                 **{f"speedup_vs_{b}": self.speedup(t.engine, t.batch, b) for b in BASELINES},
             }
             for t in self.timings
@@ -162,19 +180,29 @@ def format_text(report: BenchmarkReport) -> str:
         f"versions  {versions}",
         f"inputs    {report.inputs}, width {report.width}, {report.threads} threads per engine",
         "",
-        f"{'engine':<10}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'images/s':>10}"
-        f"{'vs torch':>10}{'vs ort':>8}",
+        f"{'engine':<15}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'images/s':>10}"
+        f"{'vs torch':>10}{'vs ort':>8}{'ceiling':>9}",
     ]
 
     def ratio(value: float | None) -> str:
         return f"{value:.2f}x" if value is not None else "-"
 
+    def share(value: float | None) -> str:
+        return f"{100 * value:.0f}%" if value is not None else "-"
+
     for t in report.timings:
         lines.append(
-            f"{t.engine:<10}{t.batch:>6}{t.median_ms:>11.2f}{t.p90_ms:>9.2f}"
+            f"{t.engine:<15}{t.batch:>6}{t.median_ms:>11.2f}{t.p90_ms:>9.2f}"
             f"{t.images_per_s:>10.1f}{ratio(report.speedup(t.engine, t.batch, 'torch')):>10}"
             f"{ratio(report.speedup(t.engine, t.batch, 'ort')):>8}"
+            f"{share(report.share_of_ceiling(t)):>9}"
         )
+    if report.ceilings and report.flops_per_image:
+        rates = ", ".join(f"{kind} {rate / 1e9:.0f} GFLOP/s (≈ "
+                          f"{rate / report.flops_per_image:.0f} images/s)"
+                          for kind, rate in report.ceilings.items())
+        lines.append(f"ceilings: GEMM {rates}; the model needs "
+                     f"{report.flops_per_image / 1e9:.2f} GFLOP per image")
     if report.max_abs_diff:
         diffs = ", ".join(f"{e} {d:.2g}" for e, d in report.max_abs_diff.items())
         lines.append(f"max |logit difference| from ort: {diffs}")
@@ -183,7 +211,7 @@ def format_text(report: BenchmarkReport) -> str:
         sequential = sum(s.ms_per_image for s in p.stages)
         lines += [
             "",
-            f"pipeline: {p.images} images from {p.source}, batch {p.batch}, engine ort",
+            f"pipeline: {p.images} images from {p.source}, batch {p.batch}, {p.engine}",
             f"{'stage':<20}{'ms/image':>10}{'share':>8}",
         ]
         for s in p.stages:
