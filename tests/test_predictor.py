@@ -154,10 +154,10 @@ def test_arguments_are_validated(exported_model: Path) -> None:
 @pytest.mark.parametrize(
     ("device", "threads", "cores", "workers"),
     [
-        ("cpu", None, 2, 1),  # inference takes every core: one reader
+        ("cpu", None, 2, 2),  # inference takes every core: two readers keep a fast engine fed
         ("cpu", 2, 8, 4),  # six cores left free, capped at 4
-        ("cpu", 1, 2, 1),  # one core left: one reader
-        ("cpu", 4, 2, 1),  # more intra-op threads than cores: still one reader
+        ("cpu", 1, 4, 3),  # three cores left: three readers
+        ("cpu", 4, 2, 2),  # more intra-op threads than cores: still two readers
         ("cuda", None, 2, 2),  # the CPU only reads: one reader per core
         ("cuda", None, 16, 4),
     ],

@@ -54,9 +54,9 @@ def default_io_workers(device: str, threads: int | None, cores: int | None = Non
 
     On CUDA the CPU only reads and preprocesses, so up to 4 threads do (one per core). On
     the CPU the engine's intra-op threads (one per core by default) keep every core busy
-    during a run, and reading a word crop costs a fraction of inferring it, so only the
-    cores inference leaves free read, and at least one thread does (measurements:
-    docs/performance.md).
+    during a run, and reading a word crop costs a fraction of inferring it: the cores
+    inference leaves free read, and at least two threads do, which keeps a fast engine fed
+    without slowing a slower one (measurements: docs/performance.md).
 
     Args:
         device: ``"cpu"`` or ``"cuda"``, where the model runs.
@@ -66,7 +66,7 @@ def default_io_workers(device: str, threads: int | None, cores: int | None = Non
     cores = cores or os.cpu_count() or 1
     if device == "cuda":
         return max(1, min(4, cores))
-    return max(1, min(4, cores - (threads or cores)))
+    return max(2, min(4, cores - (threads or cores)))
 
 
 # With the bucket policy a window spans several batches, so that images of the same bucket

@@ -26,7 +26,12 @@ from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.engines.factory import open_engine
 from crnn_onnx.inference.options import Device, EngineName, Precision, PredictorOptions
 from crnn_onnx.perf.field import ARITHMETIC, DEFAULT_FIELD, Runner, cpu_has_bf16, load_field
-from crnn_onnx.perf.machine import LoadMeter, describe_machine, package_versions
+from crnn_onnx.perf.machine import (
+    LoadMeter,
+    blas_sgemm_rate,
+    describe_machine,
+    package_versions,
+)
 from crnn_onnx.perf.pipeline import engine_inputs, image_files, time_pipeline
 from crnn_onnx.perf.report import BenchmarkReport, EngineTiming
 
@@ -82,17 +87,21 @@ def _timing(engine: str, x: np.ndarray, samples: list[float]) -> EngineTiming:
 
 def _ceilings(config_width: int, reference_config: object, threads: int, seconds: float,
               notes: list[str]) -> tuple[dict[str, float], float | None]:
-    """The machine's fp32 (and, with bf16 units, bf16) GEMM rates and the model's FLOPs per
-    image, measured with PyTorch; empty without it."""
+    """The machine's fp32 GEMM rate (the faster of numpy's BLAS and PyTorch), its bf16 rate
+    (PyTorch, where the CPU has bf16 units), and the model's FLOPs per image (PyTorch's
+    counter); empty without PyTorch."""
     try:
         from crnn_onnx.export.eager import flops_per_image, gemm_ceiling
     except ImportError:
         notes.append("ceilings skipped: they are measured with PyTorch (pip install "
                      "'crnn-onnx[export]')")
         return {}, None
-    ceilings = {"fp32": gemm_ceiling("float32", threads, seconds=seconds)}
+    ceilings = {"fp32": max(blas_sgemm_rate(seconds=seconds),
+                            gemm_ceiling("float32", threads, seconds=seconds))}
     if cpu_has_bf16():
         ceilings["bf16"] = gemm_ceiling("bfloat16", threads, seconds=seconds)
+    notes.append("ceilings are what the GEMM libraries reach here; an engine with kernels "
+                 "of its own (or Winograd convolutions) can pass them")
     return ceilings, flops_per_image(reference_config, config_width)  # type: ignore[arg-type]
 
 

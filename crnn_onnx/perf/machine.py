@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-__all__ = ["LoadMeter", "describe_machine", "package_versions"]
+__all__ = ["LoadMeter", "blas_sgemm_rate", "describe_machine", "package_versions"]
 
 
 def describe_machine() -> str:
@@ -28,6 +28,22 @@ def describe_machine() -> str:
     cpus = os.cpu_count() or 1
     return f"{model}, {cpus} CPU{'s' if cpus != 1 else ''}" + (
         f" ({', '.join(extras)})" if extras else "")
+
+
+def blas_sgemm_rate(*, size: int = 4096, seconds: float = 1.0) -> float:
+    """The fp32 matrix-multiply rate numpy's BLAS reaches here, in FLOP/s (square ``size``
+    GEMMs for about ``seconds``, all the BLAS's threads)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # warm-up: the BLAS's thread pool
+    runs, start = 0, time.perf_counter()
+    while runs < 2 or time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    return 2.0 * size**3 * runs / (time.perf_counter() - start)
 
 
 def package_versions() -> dict[str, str]:

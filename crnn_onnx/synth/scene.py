@@ -152,14 +152,28 @@ def _crop_box(text: np.ndarray, side: np.ndarray, rng: random.Random, size: int
     left, right = left - grow_left, right + grow_right
     band = side[max(0, top):max(0, bottom)]
     cols = np.flatnonzero((band > 0.3).any(axis=0)) if band.size else np.empty(0, int)
-    sliver = int(MAX_NEIGHBOUR_VISIBLE * 0.5 * size)  # letters are about half a size wide
     before = cols[cols < xs.min()]
     after = cols[cols >= xs.max()]
+    # The nearest neighbouring letter is the run of ink columns next to the word; at most
+    # MAX_NEIGHBOUR_VISIBLE of its own width may show, so a thin letter (i, l, 1) shows
+    # nothing rather than all of itself.
     if before.size:
-        left = max(left, int(before.max()) + 1 - sliver)
+        lo, hi = _nearest_run(before[::-1])
+        left = max(left, hi + 1 - int(MAX_NEIGHBOUR_VISIBLE * (hi - lo + 1)))
     if after.size:
-        right = min(right, int(after.min()) + sliver)
+        lo, hi = _nearest_run(after)
+        right = min(right, lo + int(MAX_NEIGHBOUR_VISIBLE * (hi - lo + 1)))
     return top, bottom, left, right
+
+
+def _nearest_run(cols: np.ndarray) -> tuple[int, int]:
+    """(first, last) column of the run of ink columns (gaps up to 2) that starts at
+    ``cols[0]``, ``cols`` ordered away from the word."""
+    end = 0
+    while end + 1 < len(cols) and abs(int(cols[end + 1]) - int(cols[end])) <= 2:
+        end += 1
+    a, b = int(cols[0]), int(cols[end])
+    return min(a, b), max(a, b)
 
 
 def _layer(alpha: np.ndarray, kind: str, rng: random.Random, size: int) -> np.ndarray:
