@@ -25,7 +25,7 @@ from crnn_onnx.inference.alignment import (
     labelling_confidences,
 )
 from crnn_onnx.inference.charmask import check_mask
-from crnn_onnx.inference.decoder import Decoded, nonfinite_sequences
+from crnn_onnx.inference.decoder import Decoded, check_logits
 from crnn_onnx.inference.lexicon import Lexicon, TrieNode
 
 __all__ = ["FALLBACK_WORDS", "MAX_CANDIDATES", "PRUNE_PROB", "ctc_beam_decode"]
@@ -41,30 +41,6 @@ FALLBACK_WORDS = 30
 # One frame for the beam loop: the blank's probability (0 when pruned) and the
 # (class, probability) pairs of the character candidates.
 _Frame = tuple[float, list[tuple[int, float]]]
-
-
-def _check_logits(logits: np.ndarray, charset: Sequence[str]) -> np.ndarray:
-    """``logits`` as an array, refused with the messages of ``ctc_greedy_decode``."""
-    x = np.asarray(logits)
-    if x.dtype.kind not in "fiub":
-        raise CRNNError(f"expected real-valued logits, got dtype {x.dtype}")
-    if x.ndim != 3:
-        raise CRNNError(f"expected (T, N, C) logits, got an array of shape {x.shape}")
-    t_len, n, c = x.shape
-    if t_len < 1:
-        raise CRNNError("the model output has no frames (T = 0)")
-    if c != len(charset) + 1:
-        raise CRNNError(
-            f"the model outputs {c} classes but the charset has {len(charset)} characters "
-            f"(+ 1 blank = {len(charset) + 1}); model and charset do not belong together"
-        )
-    bad = np.flatnonzero(nonfinite_sequences(x)) if n else np.zeros(0, np.int64)
-    if bad.size:
-        raise CRNNError(
-            f"the model output holds NaN or infinite values (in {bad.size} of {n} sequences, "
-            f"first at batch index {bad[0]})"
-        )
-    return x
 
 
 def _candidate_frames(log_probs: np.ndarray) -> list[list[_Frame]]:
@@ -253,7 +229,7 @@ def ctc_beam_decode(logits: np.ndarray, charset: Sequence[str], *, beam_width: i
             is below 1, ``mask`` does not fit, ``lexicon`` was built for another charset,
             or ``mask`` disallows a character of every lexicon word.
     """
-    x = _check_logits(logits, charset)
+    x = check_logits(logits, charset)
     if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
             or beam_width < 1:
         raise CRNNError(f"beam_width must be a whole number >= 1, got {beam_width!r}")

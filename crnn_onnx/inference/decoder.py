@@ -16,7 +16,8 @@ import numpy as np
 from crnn_onnx.config import BLANK_INDEX
 from crnn_onnx.errors import CRNNError
 
-__all__ = ["Decoded", "ctc_greedy_decode", "frame_max_probs", "nonfinite_sequences"]
+__all__ = ["Decoded", "check_logits", "ctc_greedy_decode", "frame_max_probs",
+           "nonfinite_sequences"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,35 @@ def nonfinite_sequences(logits: np.ndarray) -> np.ndarray:
     return ~np.isfinite(x).all(axis=(0, 2))
 
 
+def check_logits(logits: np.ndarray, charset: Sequence[str]) -> np.ndarray:
+    """``logits`` as an array, checked for decoding: (T, N, C) real values, T >= 1,
+    C == len(charset) + 1, every value finite.
+
+    Raises:
+        CRNNError: as :func:`ctc_greedy_decode` describes.
+    """
+    x = np.asarray(logits)
+    if x.dtype.kind not in "fiub":
+        raise CRNNError(f"expected real-valued logits, got dtype {x.dtype}")
+    if x.ndim != 3:
+        raise CRNNError(f"expected (T, N, C) logits, got an array of shape {x.shape}")
+    t_len, n, c = x.shape
+    if t_len < 1:
+        raise CRNNError("the model output has no frames (T = 0)")
+    if c != len(charset) + 1:
+        raise CRNNError(
+            f"the model outputs {c} classes but the charset has {len(charset)} characters "
+            f"(+ 1 blank = {len(charset) + 1}); model and charset do not belong together"
+        )
+    bad = np.flatnonzero(nonfinite_sequences(x)) if n else np.zeros(0, np.int64)
+    if bad.size:
+        raise CRNNError(
+            f"the model output holds NaN or infinite values (in {bad.size} of {n} sequences, "
+            f"first at batch index {bad[0]})"
+        )
+    return x
+
+
 def ctc_greedy_decode(logits: np.ndarray, charset: Sequence[str]) -> list[Decoded]:
     """Best-path CTC decoding of a batch of sequences.
 
@@ -93,27 +123,10 @@ def ctc_greedy_decode(logits: np.ndarray, charset: Sequence[str]) -> list[Decode
             graph, say) produces those; no text read from them could be trusted, so they
             are refused rather than decoded into confident-looking garbage.
     """
-    x = np.asarray(logits)
-    if x.dtype.kind not in "fiub":
-        raise CRNNError(f"expected real-valued logits, got dtype {x.dtype}")
-    if x.ndim != 3:
-        raise CRNNError(f"expected (T, N, C) logits, got an array of shape {x.shape}")
-    t_len, n, c = x.shape
-    if t_len < 1:
-        raise CRNNError("the model output has no frames (T = 0)")
-    if c != len(charset) + 1:
-        raise CRNNError(
-            f"the model outputs {c} classes but the charset has {len(charset)} characters "
-            f"(+ 1 blank = {len(charset) + 1}); model and charset do not belong together"
-        )
+    x = check_logits(logits, charset)
+    t_len, n, _ = x.shape
     if n == 0:
         return []
-    bad = np.flatnonzero(nonfinite_sequences(x))
-    if bad.size:
-        raise CRNNError(
-            f"the model output holds NaN or infinite values (in {bad.size} of {n} sequences, "
-            f"first at batch index {bad[0]})"
-        )
 
     # Batch-major (N, T) views, so that one flat index walks each sequence in order.
     ids = x.argmax(axis=2).T  # (N, T) int64
