@@ -59,7 +59,7 @@ def flops_per_image(config: CRNNConfig, width: int | None = None) -> float:
     return float(counter.get_total_flops())
 
 
-def gemm_ceiling(dtype: str, threads: int, *, size: int = 4096, seconds: float = 1.0) -> float:
+def gemm_ceiling(dtype: str, threads: int, *, size: int = 2048, seconds: float = 1.0) -> float:
     """The machine's measured matrix-multiply rate in FLOP/s: square ``size`` GEMMs in
     ``float32`` or ``bfloat16`` on ``threads`` threads, for about ``seconds``."""
     torch.set_num_threads(threads)

@@ -30,7 +30,7 @@ def describe_machine() -> str:
         f" ({', '.join(extras)})" if extras else "")
 
 
-def blas_sgemm_rate(*, size: int = 4096, seconds: float = 1.0) -> float:
+def blas_sgemm_rate(*, size: int = 2048, seconds: float = 1.0) -> float:
     """The fp32 matrix-multiply rate numpy's BLAS reaches here, in FLOP/s (square ``size``
     GEMMs for about ``seconds``, all the BLAS's threads)."""
     import numpy as np
