@@ -181,3 +181,17 @@ def test_the_field_is_measured_against_the_machines_ceilings(model: Path) -> Non
     assert "openvino-int8 skipped:" in notes and "crnn.int8.onnx not found" in notes
     if "bf16" not in report.ceilings:
         assert "torch-bf16 skipped: this CPU has neither AMX nor AVX512-BF16" in notes
+
+
+def test_cli_benchmark_runs_the_pipeline_on_the_engine_asked_for(model: Path,
+                                                                images: Path) -> None:
+    pytest.importorskip("openvino", reason="needs the openvino extra")
+    result = runner.invoke(app, ["benchmark", "-m", str(model), "--engines", "ort,openvino",
+                                 "--batch-sizes", "2", "--seconds", "0.02", "--warmup", "0",
+                                 "--images", str(images), "--startup-runs", "0",
+                                 "--no-ceilings", "--engine", "openvino", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["pipeline"]["engine"] == "openvino, fp32"
+    assert {t["engine"] for t in data["timings"]} == {"ort", "openvino"}
+    assert data["max_abs_diff"]["openvino"] < 1e-4
