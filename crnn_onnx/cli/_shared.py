@@ -62,7 +62,7 @@ DeviceOption = Annotated[
 ThreadsOption = Annotated[
     int | None,
     typer.Option("--threads", min=1,
-                 help="ONNX Runtime intra-op threads; default: one per physical core."),
+                 help="The engine's intra-op threads; default: one per physical core."),
 ]
 WidthPolicyOption = Annotated[
     WidthPolicy,
@@ -74,7 +74,7 @@ WidthPolicyOption = Annotated[
 EngineOption = Annotated[
     EngineName,
     typer.Option("--engine", help="onnxruntime (CPU, or CUDA with IO binding) or openvino "
-                 "(CPU; pip install 'crnn-onnx[openvino]')."),
+                 "(CPU; the openvino extra)."),
 ]
 PrecisionOption = Annotated[
     Precision,

@@ -123,8 +123,7 @@ def benchmark(
         ReportFormat, typer.Option("--format", "-f", help="text tables or one JSON object.")
     ] = "text",
 ) -> None:
-    """Time PyTorch, ONNX Runtime and OpenVINO in every arithmetic this machine runs, against
-    its GEMM ceilings, then predict's pipeline (on --engine, --precision) on the same inputs."""
+    """Time every engine against the machine's ceilings, then predict's pipeline."""
     import dataclasses
     import json
 
