@@ -8,6 +8,7 @@ folders, never into the working directory.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,36 @@ def exported_model(upstream_checkpoint: Path, default_config: CRNNConfig,
     output = tmp_path_factory.mktemp("onnx") / "crnn.onnx"
     report = export_checkpoint(upstream_checkpoint, default_config, output, verify=False)
     return report.output
+
+
+@pytest.fixture
+def bad_model_file(tmp_path: Path, exported_model: Path) -> Callable[[str], Path]:
+    """A factory: ``bad_model_file(kind)`` writes one kind of broken model file and returns it.
+
+    Kinds: missing, directory, empty, text, png (an image named .onnx), truncated (the first
+    200 kB of a real export).
+    """
+
+    def make(kind: str) -> Path:
+        path = tmp_path / "model.onnx"
+        if kind == "directory":
+            path.mkdir()
+        elif kind == "empty":
+            path.write_bytes(b"")
+        elif kind == "text":
+            path.write_text("this is not a model\n")
+        elif kind == "png":
+            import cv2
+            import numpy as np
+
+            ok, encoded = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+            assert ok
+            path.write_bytes(encoded.tobytes())
+        elif kind == "truncated":
+            with exported_model.open("rb") as src:
+                path.write_bytes(src.read(200_000))
+        elif kind != "missing":
+            raise ValueError(f"unknown kind {kind!r}")
+        return path
+
+    return make

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -112,20 +113,13 @@ def test_missing_onnxruntime_is_a_clear_error(exported_model: Path,
         ("directory", "is not a file"),
         ("empty", "is empty"),
         ("text", "not a valid ONNX model"),
+        ("png", "not a valid ONNX model"),
         ("truncated", "not a valid ONNX model"),
     ],
 )
-def test_bad_model_files(kind: str, match: str, tmp_path: Path, exported_model: Path) -> None:
-    path = tmp_path / "model.onnx"
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "text":
-        path.write_text("this is not a model\n")
-    elif kind == "truncated":
-        with exported_model.open("rb") as src:
-            path.write_bytes(src.read(200_000))
+def test_bad_model_files(kind: str, match: str,
+                         bad_model_file: Callable[[str], Path]) -> None:
+    path = bad_model_file(kind)
     with pytest.raises(CRNNError, match=match) as info:
         OrtEngine(path, OrtOptions(device="cpu"))
     assert "\n" not in str(info.value)

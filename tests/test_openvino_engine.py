@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -334,21 +335,9 @@ def test_missing_openvino_is_a_clear_error(exported_model: Path,
         ("truncated", "not a valid ONNX model"),
     ],
 )
-def test_bad_model_files(kind: str, match: str, tmp_path: Path, exported_model: Path,
+def test_bad_model_files(kind: str, match: str, bad_model_file: Callable[[str], Path],
                          cache: Path) -> None:
-    path = tmp_path / "model.onnx"
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "text":
-        path.write_text("this is not a model\n")
-    elif kind == "png":
-        cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
-        path.write_bytes((tmp_path / "x.png").read_bytes())
-    elif kind == "truncated":
-        with exported_model.open("rb") as src:
-            path.write_bytes(src.read(200_000))
+    path = bad_model_file(kind)
     with pytest.raises(CRNNError, match=match) as info:
         OvEngine(path, OvOptions(cache_dir=cache))
     assert "\n" not in str(info.value)
