@@ -63,7 +63,7 @@ def test_predict_without_model_reads_the_demo_samples() -> None:
 
 
 @pytest.mark.skipif(not UPSTREAM_SAMPLE.is_file(), reason="../shared/samples/tuongan.png absent")
-@pytest.mark.xfail(strict=True, reason="the logo's A has no left stroke; the stage-5 model "
+@pytest.mark.xfail(strict=True, reason="the logo's A has no left stroke; the shipped model "
                    "reads it as a 4 (tuong4n), see docs/model-card.md")
 def test_reads_the_upstream_sample(shipped: Predictor) -> None:
     assert shipped.predict([UPSTREAM_SAMPLE])[0].text == "tuongan"
