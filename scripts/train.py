@@ -15,7 +15,9 @@ about 150 crops/s against 75 in plain fp32. ``--init`` starts from an existing c
 ``RUN/last.pth`` is written at every evaluation, and a rerun with the same ``--run`` continues
 from it. Checkpoints are in upstream CRNN-TextRec format (``{'model': state_dict, 'epoch':
 ..., ...}``); the weights (EMA or raw) with the best validation word accuracy go to
-``RUN/best.pth``. Log: ``RUN/train.log``.
+``RUN/best.pth`` (written at the first evaluation, then whenever the score improves). Log:
+``RUN/train.log``. Exit codes: 0 trained, 1 a bad input (one line on stderr, checked before
+the run folder is made), 2 bad usage.
 
     python scripts/train.py --pool data/pool --val data/val --run runs/crnn --total-steps 20000
     python scripts/train.py --pool data/scene --pool data/plain --val data/val \
@@ -42,6 +44,7 @@ import torch.nn.functional as F
 
 from crnn_onnx.config import DEFAULT_CHARSET, CRNNConfig
 from crnn_onnx.contract import sequence_length
+from crnn_onnx.errors import CRNNError
 from crnn_onnx.export.checkpoint import load_checkpoint, save_checkpoint
 from crnn_onnx.export.model import CRNN
 from crnn_onnx.inference.decoder import ctc_greedy_decode
@@ -57,6 +60,9 @@ class Pool:
     """All shards of some folders in memory: uint8 (N, 32, W, 3) BGR images and labels."""
 
     def __init__(self, *folders: Path) -> None:
+        for folder in folders:
+            if not folder.is_dir():
+                raise CRNNError(f"{folder} is not a folder of shards")
         self.folders = folders
         self.loaded: set[str] = set()
         self.images = torch.empty((0, CONFIG.height, CONFIG.width, 3), dtype=torch.uint8)
@@ -112,7 +118,7 @@ class RealCrops:
 def read_bgr(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise SystemExit(f"cannot read {path}")
+        raise CRNNError(f"cannot read the image {path}")
     return image
 
 
@@ -157,6 +163,14 @@ def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
 
 
 def main() -> None:
+    try:
+        train()
+    except CRNNError as err:
+        # One line and exit 1, like the CLI; the run folder keeps its last good checkpoint.
+        raise SystemExit(f"train.py: {err}") from None
+
+
+def train() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=Path, action="append", required=True,
                         help="a folder of shards; repeat for several")
@@ -189,6 +203,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormals slow CPU kernels many times over
     torch.manual_seed(args.seed)
+    # Inputs are checked before the run folder is made, so a typo leaves nothing behind.
+    pool, val = Pool(*args.pool), Pool(args.val)
+    for name, found in (("training pool", pool), ("validation set", val)):
+        if not len(found):
+            folders = ", ".join(str(f) for f in found.folders)
+            raise CRNNError(f"no shards (*.npz) in the {name}: {folders}")
+    real_train: list[RealCrop] = []
+    real_val: list[RealCrop] = []
+    real_read: list[dict[str, object]] = []
+    for folder in args.real:
+        crops, dropped = read_real_folder(folder, DEFAULT_CHARSET)
+        train_part, val_part = validation_split(crops)
+        real_train += train_part
+        real_val += val_part
+        real_read.append({"folder": str(folder), "train": len(train_part),
+                          "val": len(val_part), "dropped": dict(dropped)})
+    real = RealCrops(real_train, args.seed) if real_train else None
+    val_real = Pool.of_images([resize_and_pad(read_bgr(c.path), CONFIG) for c in real_val],
+                              [c.label for c in real_val])
+    n_real = round(args.batch_size * args.real_share) if real is not None else 0
+    model = load_checkpoint(args.init, CONFIG) if args.init else CRNN(CONFIG.num_classes)
     args.run.mkdir(parents=True, exist_ok=True)
     log_file = open(args.run / "train.log", "a", encoding="utf-8")
 
@@ -198,25 +233,13 @@ def main() -> None:
         log_file.write(line + "\n")
         log_file.flush()
 
-    pool, val = Pool(*args.pool), Pool(args.val)
-    real_train: list[RealCrop] = []
-    real_val: list[RealCrop] = []
-    for folder in args.real:
-        crops, dropped = read_real_folder(folder, DEFAULT_CHARSET)
-        train_part, val_part = validation_split(crops)
-        real_train += train_part
-        real_val += val_part
-        log(event="real", folder=str(folder), train=len(train_part), val=len(val_part),
-            dropped=dict(dropped))
-    real = RealCrops(real_train, args.seed) if real_train else None
-    val_real = Pool.of_images([resize_and_pad(read_bgr(c.path), CONFIG) for c in real_val],
-                              [c.label for c in real_val])
-    n_real = round(args.batch_size * args.real_share) if real is not None else 0
-    model = load_checkpoint(args.init, CONFIG) if args.init else CRNN(CONFIG.num_classes)
+    for entry in real_read:
+        log(event="real", **entry)
     model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    step, best, trained_s, ema_start = 0, 0.0, 0.0, 0
+    # best starts below any score, so the first evaluation always writes RUN/best.pth.
+    step, best, trained_s, ema_start = 0, -1.0, 0.0, 0
     last = args.run / "last.pth"
     if last.exists():
         state = torch.load(last, map_location="cpu", weights_only=True)

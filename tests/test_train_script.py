@@ -1,0 +1,124 @@
+"""scripts/train.py, the trainer behind every shipped model, on a tiny run: it trains on
+pools and real crops, writes a checkpoint the toolkit loads, resumes where it stopped, and
+refuses bad inputs in one line without leaving a run folder behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from crnn_onnx.config import DEFAULT_CHARSET
+
+pytest.importorskip("torch", reason="training needs torch")
+
+pytestmark = pytest.mark.slow  # whole trainer processes, each importing torch
+
+TRAIN = Path(__file__).resolve().parent.parent / "scripts" / "train.py"
+
+
+def _shard(folder: Path, count: int, seed: int) -> None:
+    """A pool shard as render_pool.py writes it: (N, 32, 100, 3) uint8 and (N,) labels."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = rng.integers(0, 256, (count, 32, 100, 3), dtype=np.uint8)
+    labels = np.array(["".join(rng.choice(list(DEFAULT_CHARSET), rng.integers(1, 8)))
+                       for _ in range(count)])
+    np.savez(folder / f"train-{seed:04d}.npz", images=images, labels=labels)
+
+
+def _real(folder: Path, count: int) -> None:
+    """A folder of real-crop-like images of several sizes with a labels.tsv."""
+    folder.mkdir(parents=True)
+    lines = []
+    for i in range(count):
+        cv2.imwrite(str(folder / f"word_{i}.png"),
+                    np.full((20 + i % 7, 40 + 9 * (i % 5), 3), 40 * (i % 6), np.uint8))
+        lines.append(f"word_{i}.png\tWord {i}!")
+    (folder / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train-data")
+    _shard(root / "pool", 48, seed=1)
+    _shard(root / "val", 16, seed=2)
+    _real(root / "real", 40)
+    return {name: root / name for name in ("pool", "val", "real")}
+
+
+def _train(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([sys.executable, str(TRAIN), "--threads", "1", "--batch-size", "8",
+                           "--warmup", "1", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _events(run: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+
+
+def test_a_run_trains_on_pools_and_real_crops_and_resumes(
+        data: dict[str, Path], upstream_checkpoint: Path, tmp_path: Path,
+        default_config) -> None:
+    from crnn_onnx.export.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    common = ["--pool", data["pool"], "--val", data["val"], "--real", data["real"],
+              "--real-share", "0.5", "--run", run, "--eval-every", "2"]
+    first = _train(*common, "--total-steps", "4", "--init", upstream_checkpoint, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    events = _events(run)
+    real = next(e for e in events if e.get("event") == "real")
+    assert real["train"] + real["val"] == 40 and real["val"] > 0
+    assert [e["step"] for e in events if e.get("event") == "eval"] == [2, 4]
+    assert events[-1] == {**events[-1], "event": "done", "step": 4}
+    # The best weights load as an upstream-format checkpoint of the shipped architecture.
+    model = load_checkpoint(run / "best.pth", default_config)
+    assert sum(p.numel() for p in model.parameters()) > 8_000_000
+    assert (run / "last.pth").is_file() and not (run / "last.tmp").exists()
+
+    again = _train(*common, "--total-steps", "6", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    resumed = _events(run)[len(events):]
+    assert next(e for e in resumed if e.get("event") == "resume")["step"] == 4
+    assert [e["step"] for e in resumed if e.get("event") == "eval"] == [6]
+
+
+@pytest.mark.parametrize(
+    ("swap", "message"),
+    [
+        ("pool", "is not a folder of shards"),
+        ("empty", "no shards (*.npz) in the validation set"),
+        ("real", "labels.tsv"),
+        ("init", "checkpoint"),
+    ],
+)
+def test_bad_inputs_are_one_line_and_leave_no_run_folder(
+        data: dict[str, Path], tmp_path: Path, swap: str, message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    not_a_checkpoint = tmp_path / "model.pth"
+    not_a_checkpoint.write_text("not a checkpoint")
+    args = {"pool": data["pool"], "val": data["val"], "real": data["real"], "init": None}
+    if swap == "pool":
+        args["pool"] = tmp_path / "missing"
+    elif swap == "empty":
+        args["val"] = tmp_path / "empty"
+    elif swap == "real":
+        args["real"] = tmp_path / "empty"
+    else:
+        args["init"] = not_a_checkpoint
+    run = tmp_path / "run"
+    extra = ["--init", args["init"]] if args["init"] else []
+    done = _train("--pool", args["pool"], "--val", args["val"], "--real", args["real"],
+                  "--run", run, "--total-steps", "1", *extra, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("train.py: ")
+    assert message in done.stderr
+    assert not run.exists()
