@@ -1,6 +1,7 @@
-"""scripts/train.py, the trainer behind every shipped model, on a tiny run: it trains on
-pools and real crops, writes a checkpoint the toolkit loads, resumes where it stopped, and
-refuses bad inputs in one line without leaving a run folder behind."""
+"""The retraining chain of docs/training.md on a tiny run: render_pool.py renders shards,
+train.py trains on them and on real crops, writes a checkpoint the toolkit loads and resumes
+where it stopped, ship_model.py turns the result into a verified model that ``crnn-onnx eval``
+reads; train.py refuses bad inputs in one line without leaving a run folder behind."""
 
 from __future__ import annotations
 
@@ -14,23 +15,18 @@ import cv2
 import numpy as np
 import pytest
 
-from crnn_onnx.config import DEFAULT_CHARSET
-
 pytest.importorskip("torch", reason="training needs torch")
 
 pytestmark = pytest.mark.slow  # whole trainer processes, each importing torch
 
-TRAIN = Path(__file__).resolve().parent.parent / "scripts" / "train.py"
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+TRAIN = SCRIPTS / "train.py"
 
 
-def _shard(folder: Path, count: int, seed: int) -> None:
-    """A pool shard as render_pool.py writes it: (N, 32, 100, 3) uint8 and (N,) labels."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    images = rng.integers(0, 256, (count, 32, 100, 3), dtype=np.uint8)
-    labels = np.array(["".join(rng.choice(list(DEFAULT_CHARSET), rng.integers(1, 8)))
-                       for _ in range(count)])
-    np.savez(folder / f"train-{seed:04d}.npz", images=images, labels=labels)
+def _script(name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _real(folder: Path, count: int) -> None:
@@ -47,24 +43,26 @@ def _real(folder: Path, count: int) -> None:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train-data")
-    _shard(root / "pool", 48, seed=1)
-    _shard(root / "val", 16, seed=2)
+    renders = {"pool": ["--realism", "1.0"], "val": ["--split", "heldout"]}
+    for name, args in renders.items():
+        out = root / name
+        done = _script("render_pool.py", "--out", out, "--shards", "1", "--per-shard", "24",
+                       "--workers", "1", *args, cwd=root)
+        assert done.returncode == 0, done.stderr
     _real(root / "real", 40)
     return {name: root / name for name in ("pool", "val", "real")}
 
 
 def _train(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, str(TRAIN), "--threads", "1", "--batch-size", "8",
-                           "--warmup", "1", *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return _script("train.py", "--threads", "1", "--batch-size", "8", "--warmup", "1", *args,
+                   cwd=cwd)
 
 
 def _events(run: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
 
 
-def test_a_run_trains_on_pools_and_real_crops_and_resumes(
+def test_a_run_trains_on_rendered_pools_and_real_crops_resumes_and_ships(
         data: dict[str, Path], upstream_checkpoint: Path, tmp_path: Path,
         default_config) -> None:
     from crnn_onnx.export.checkpoint import load_checkpoint
@@ -89,6 +87,13 @@ def test_a_run_trains_on_pools_and_real_crops_and_resumes(
     resumed = _events(run)[len(events):]
     assert next(e for e in resumed if e.get("event") == "resume")["step"] == 4
     assert [e["step"] for e in resumed if e.get("event") == "eval"] == [6]
+
+    weights = tmp_path / "weights"
+    shipped = _script("ship_model.py", run / "best.pth", "--out", weights,
+                      "--labels", data["real"] / "labels.tsv", cwd=tmp_path)
+    assert shipped.returncode == 0, shipped.stderr
+    assert {p.name for p in weights.iterdir()} == {"crnn.pth", "crnn.yaml", "crnn.onnx"}
+    assert "max diff" in shipped.stdout and "word accuracy" in shipped.stdout.lower()
 
 
 @pytest.mark.parametrize(
