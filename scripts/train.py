@@ -60,9 +60,6 @@ class Pool:
     """All shards of some folders in memory: uint8 (N, 32, W, 3) BGR images and labels."""
 
     def __init__(self, *folders: Path) -> None:
-        for folder in folders:
-            if not folder.is_dir():
-                raise CRNNError(f"{folder} is not a folder of shards")
         self.folders = folders
         self.loaded: set[str] = set()
         self.images = torch.empty((0, CONFIG.height, CONFIG.width, 3), dtype=torch.uint8)
@@ -113,6 +110,17 @@ class RealCrops:
         picks = [self.rng.randrange(len(self.labels)) for _ in range(n)]
         images = [resize_and_pad(augment_crop(self.images[i], self.rng), CONFIG) for i in picks]
         return torch.from_numpy(np.stack(images)), [self.labels[i] for i in picks]
+
+
+def read_pool(name: str, folders: list[Path]) -> Pool:
+    """The shards of ``folders``; a missing folder or no shard at all is a CRNNError."""
+    for folder in folders:
+        if not folder.is_dir():
+            raise CRNNError(f"{folder} is not a folder of shards")
+    pool = Pool(*folders)
+    if not len(pool):
+        raise CRNNError(f"no shards (*.npz) in the {name}: {', '.join(map(str, folders))}")
+    return pool
 
 
 def read_bgr(path: Path) -> np.ndarray:
@@ -204,11 +212,7 @@ def train() -> None:
     torch.set_flush_denormal(True)  # denormals slow CPU kernels many times over
     torch.manual_seed(args.seed)
     # Inputs are checked before the run folder is made, so a typo leaves nothing behind.
-    pool, val = Pool(*args.pool), Pool(args.val)
-    for name, found in (("training pool", pool), ("validation set", val)):
-        if not len(found):
-            folders = ", ".join(str(f) for f in found.folders)
-            raise CRNNError(f"no shards (*.npz) in the {name}: {folders}")
+    pool, val = read_pool("training pool", args.pool), read_pool("validation set", [args.val])
     real_train: list[RealCrop] = []
     real_val: list[RealCrop] = []
     real_read: list[dict[str, object]] = []

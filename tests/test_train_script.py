@@ -6,7 +6,6 @@ reads; train.py refuses bad inputs in one line without leaving a run folder behi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +19,12 @@ pytest.importorskip("torch", reason="training needs torch")
 pytestmark = pytest.mark.slow  # whole trainer processes, each importing torch
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-TRAIN = SCRIPTS / "train.py"
 
 
 def _script(name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    # The children inherit conftest's OMP_WAIT_POLICY through os.environ.
     return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def _real(folder: Path, count: int) -> None:
@@ -97,32 +95,23 @@ def test_a_run_trains_on_rendered_pools_and_real_crops_resumes_and_ships(
 
 
 @pytest.mark.parametrize(
-    ("swap", "message"),
+    ("flag", "value", "message"),
     [
-        ("pool", "is not a folder of shards"),
-        ("empty", "no shards (*.npz) in the validation set"),
-        ("real", "labels.tsv"),
-        ("init", "checkpoint"),
+        ("--pool", "missing", "is not a folder of shards"),
+        ("--val", "empty", "no shards (*.npz) in the validation set"),
+        ("--real", "empty", "labels.tsv"),
+        ("--init", "model.pth", "checkpoint"),
     ],
 )
 def test_bad_inputs_are_one_line_and_leave_no_run_folder(
-        data: dict[str, Path], tmp_path: Path, swap: str, message: str) -> None:
+        data: dict[str, Path], tmp_path: Path, flag: str, value: str, message: str) -> None:
     (tmp_path / "empty").mkdir()
-    not_a_checkpoint = tmp_path / "model.pth"
-    not_a_checkpoint.write_text("not a checkpoint")
-    args = {"pool": data["pool"], "val": data["val"], "real": data["real"], "init": None}
-    if swap == "pool":
-        args["pool"] = tmp_path / "missing"
-    elif swap == "empty":
-        args["val"] = tmp_path / "empty"
-    elif swap == "real":
-        args["real"] = tmp_path / "empty"
-    else:
-        args["init"] = not_a_checkpoint
+    (tmp_path / "model.pth").write_text("not a checkpoint")
+    args: dict[str, Path] = {"--pool": data["pool"], "--val": data["val"],
+                             "--real": data["real"], flag: tmp_path / value}
     run = tmp_path / "run"
-    extra = ["--init", args["init"]] if args["init"] else []
-    done = _train("--pool", args["pool"], "--val", args["val"], "--real", args["real"],
-                  "--run", run, "--total-steps", "1", *extra, cwd=tmp_path)
+    done = _train(*(x for pair in args.items() for x in pair), "--run", run,
+                  "--total-steps", "1", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("train.py: ")
     assert message in done.stderr
