@@ -2,22 +2,21 @@
 """Train the upstream CRNN architecture on synthetic and real word crops, on the CPU.
 
 Reads shards written by ``scripts/render_pool.py`` (training pools and a held-out validation
-set rendered with font families and words never used in training) and, with ``--real``,
-folders of real labelled crops (``crnn_onnx.training.real``): a tenth of them, by blocks, is
-held out for validation, the rest is augmented afresh every time it is drawn
-(``crnn_onnx.training.augment``) and makes up ``--real-share`` of every batch. Checkpoints
-are chosen on the mean of the synthetic and real validation accuracies. Trains with CTC loss
-(blank 0), AdamW, warm-up plus cosine learning rate, gradient clipping and an exponential
-moving average (EMA) of the weights. Convolutions run channels-last in bf16 autocast where the
-CPU supports it (LSTM, loss and evaluation stay fp32); on a 2-core AVX-512 BF16 CPU that trains
-about 150 crops/s against 75 in plain fp32. ``--init`` starts from an existing checkpoint
-(fine-tuning the shipped model) with a fresh optimiser and schedule. Resumable:
-``RUN/last.pth`` is written at every evaluation, and a rerun with the same ``--run`` continues
-from it. Checkpoints are in upstream CRNN-TextRec format (``{'model': state_dict, 'epoch':
-..., ...}``); the weights (EMA or raw) with the best validation word accuracy go to
-``RUN/best.pth`` (written at the first evaluation, then whenever the score improves). Log:
-``RUN/train.log``. Exit codes: 0 trained, 1 a bad input (one line on stderr, checked before
-the run folder is made), 2 bad usage.
+set rendered with font families and words never used in training) and, with ``--real``, folders
+of real labelled crops (``crnn_onnx.training.real``): a tenth of them, by blocks, is held out
+for validation, the rest is augmented afresh every time it is drawn
+(``crnn_onnx.training.augment``) and makes up ``--real-share`` of every batch. Checkpoints are
+chosen on the mean of the synthetic and real validation accuracies. Trains with CTC loss (blank
+0), AdamW, warm-up plus cosine learning rate, gradient clipping and an exponential moving
+average (EMA) of the weights. Convolutions run channels-last in bf16 autocast where the CPU
+supports it (LSTM, loss and evaluation stay fp32; speeds in docs/training.md). ``--init``
+starts from an existing checkpoint (fine-tuning the shipped model) with a fresh optimiser and
+schedule. Resumable: ``RUN/last.pth`` is written at every evaluation, and a rerun with the same
+``--run`` continues from it. Checkpoints are in upstream CRNN-TextRec format (``{'model':
+state_dict, 'epoch': ..., ...}``); the weights (EMA or raw) with the best validation word
+accuracy go to ``RUN/best.pth`` (written at the first evaluation, then whenever the score
+improves). Log: ``RUN/train.log``. Exit codes: 0 trained, 1 a bad input (one line on stderr,
+checked before the run folder is made), 2 bad usage.
 
     python scripts/train.py --pool data/pool --val data/val --run runs/crnn --total-steps 20000
     python scripts/train.py --pool data/scene --pool data/plain --val data/val \
