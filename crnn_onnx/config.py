@@ -19,12 +19,13 @@ from typing import Any
 
 import yaml
 
-from crnn_onnx.contract import CHANNELS, HEIGHT
 from crnn_onnx.errors import CRNNError
 
 __all__ = [
     "BLANK_INDEX",
+    "CHANNELS",
     "DEFAULT_CHARSET",
+    "HEIGHT",
     "MAX_WIDTH",
     "CRNNConfig",
     "config_from_mapping",
@@ -34,6 +35,9 @@ __all__ = [
 
 #: CTC blank class index, as upstream CRNN-TextRec places it.
 BLANK_INDEX = 0
+#: Input channels (RGB after preprocessing) and height: the backbone reduces 32 rows to one.
+CHANNELS = 3
+HEIGHT = 32
 #: Widest model input accepted (pixels). Crops are 32 high: 4096 is an aspect ratio of 128,
 #: far beyond a word; the cap keeps a typo (or a hostile model's metadata) from making
 #: preprocessing allocate gigabytes.

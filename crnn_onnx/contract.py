@@ -3,7 +3,8 @@
 Every part that writes a model (export, fp16, quantize, the Triton variant) and every engine
 that reads one goes through this module, so the contract is written down once:
 
-* one input :data:`INPUT_NAME` (N, :data:`CHANNELS`, :data:`HEIGHT`, W) float32, one output
+* one input :data:`INPUT_NAME` (N, 3, 32, W) float32 (channels and height are
+  :data:`~crnn_onnx.config.CHANNELS` and :data:`~crnn_onnx.config.HEIGHT`), one output
   :data:`OUTPUT_NAME` (T, N, C) float32 raw logits, T = :func:`sequence_length` (W), class 0
   the CTC blank; N and W (and T) symbolic, or fixed in a static export;
 * ``metadata_props`` under the :data:`METADATA_PREFIX` namespace: the
@@ -21,16 +22,12 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
+from crnn_onnx.config import BLANK_INDEX, CHANNELS, HEIGHT, CRNNConfig, config_from_mapping
 from crnn_onnx.errors import CRNNError
 
-if TYPE_CHECKING:
-    from crnn_onnx.config import CRNNConfig
-
 __all__ = [
-    "CHANNELS",
-    "HEIGHT",
     "INPUT_NAME",
     "LAYOUTS",
     "LAYOUT_KEY",
@@ -56,9 +53,6 @@ logger = logging.getLogger(__name__)
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "output0"
-#: Input channels (RGB after preprocessing) and height: the backbone reduces 32 rows to one.
-CHANNELS = 3
-HEIGHT = 32
 
 METADATA_PREFIX = "crnn_onnx."
 VERSION_KEY = METADATA_PREFIX + "version"
@@ -94,8 +88,6 @@ def set_metadata(model: Any, values: Mapping[str, str]) -> None:
 
 def config_to_metadata(config: CRNNConfig) -> dict[str, str]:
     """A config as metadata entries (JSON values under :data:`METADATA_PREFIX`)."""
-    from crnn_onnx.config import BLANK_INDEX
-
     return {
         METADATA_PREFIX + "charset": json.dumps(list(config.charset), ensure_ascii=False),
         METADATA_PREFIX + "blank_index": str(BLANK_INDEX),
@@ -119,8 +111,6 @@ def config_from_metadata(metadata: Mapping[str, str]) -> CRNNConfig:
     Raises:
         CRNNError: the toolkit's keys are missing or malformed.
     """
-    from crnn_onnx.config import BLANK_INDEX, config_from_mapping
-
     if not has_config(metadata):
         raise CRNNError(
             "the model carries no crnn-onnx metadata (charset, preprocessing); "

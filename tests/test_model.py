@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="needs the export extra (torch)")
 
-from crnn_onnx.contract import HEIGHT, sequence_length  # noqa: E402
+from crnn_onnx.config import HEIGHT  # noqa: E402
+from crnn_onnx.contract import sequence_length  # noqa: E402
 from crnn_onnx.export.model import CRNN  # noqa: E402
 
 

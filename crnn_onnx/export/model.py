@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from crnn_onnx.contract import CHANNELS, HEIGHT
+from crnn_onnx.config import CHANNELS, HEIGHT
 
 __all__ = ["CRNN", "eval_mode"]
 

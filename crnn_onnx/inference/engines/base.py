@@ -7,7 +7,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from crnn_onnx.contract import CHANNELS, HEIGHT, ModelSpec
+from crnn_onnx.config import CHANNELS, HEIGHT
+from crnn_onnx.contract import ModelSpec
 from crnn_onnx.errors import CRNNError
 
 __all__ = ["Engine"]

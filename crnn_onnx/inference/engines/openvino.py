@@ -30,8 +30,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from crnn_onnx.config import CRNNConfig
-from crnn_onnx.contract import CHANNELS, HEIGHT, INPUT_NAME, OUTPUT_NAME, ModelSpec, TensorInfo
+from crnn_onnx.config import CHANNELS, HEIGHT, CRNNConfig
+from crnn_onnx.contract import INPUT_NAME, OUTPUT_NAME, ModelSpec, TensorInfo
 from crnn_onnx.errors import CRNNError, one_line
 from crnn_onnx.extras import require
 from crnn_onnx.inference.engines import cpu_features
