@@ -1,5 +1,5 @@
-"""The layering, read from the import graph of the package's source (module-level and lazy
-imports, ``require("x")`` and ``importlib.import_module("x")`` alike)."""
+"""The layering, read from the import graph of the package's source (module-level, lazy and
+type-checking imports, ``require("x")`` and ``importlib.import_module("x")`` alike)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ GROUND_FLOOR = {"errors", "config", "contract", "results", "records", "atomic", 
                 "weights", "__version__"}
 #: Optional dependencies, and the subpackages (module-name prefixes) allowed to import them.
 OPTIONAL = {
-    "torch": ("export.",),
+    # Exporting and training need torch; inference (and everything else) never does.
+    "torch": ("export.", "training."),
     "onnx": ("export.", "perf.", "scale.", "inspection."),
     "onnxconverter_common": ("export.",),
     "onnxruntime": ("inference.engines.", "export.", "perf."),
@@ -75,6 +76,25 @@ def _toolkit_imports(name: str) -> set[str]:
     return {m.removeprefix("crnn_onnx.") for m in _imports(name) if m.startswith("crnn_onnx.")}
 
 
+def _module_of(target: str) -> str | None:
+    """The module a dotted toolkit name lives in (``contract.ModelSpec`` → ``contract``,
+    ``inference`` → ``inference.__init__``), or ``None`` when there is none."""
+    modules = _modules()
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        for candidate in (prefix, f"{prefix}.__init__"):
+            if candidate in modules:
+                return candidate
+    return None
+
+
+def _dependencies(name: str) -> set[str]:
+    """The toolkit modules ``name`` depends on, itself left out."""
+    found = {_module_of(target) for target in _toolkit_imports(name)}
+    return {m for m in found if m is not None and m != name}
+
+
 LIBRARY = [name for name in _modules() if not name.startswith(("cli", "__main__"))]
 
 
@@ -91,6 +111,27 @@ def test_library_modules_import_only_what_their_layer_allows(name: str) -> None:
         top = target.split(".")[0]
         assert top != "cli", f"{name} imports the CLI ({target})"
         assert top in GROUND_FLOOR or top in allowed, f"{name} may not import {target}"
+
+
+def test_no_module_depends_on_itself_through_others() -> None:
+    """No import circle, however long and wherever the import sits (a lazy import hides a
+    circle from Python, not from the design): following imports never leads back."""
+    graph = {name: _dependencies(name) for name in _modules()}
+    state: dict[str, str] = {}  # "open" while on the path being walked, then "done"
+
+    def walk(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(graph[name]):
+            if state.get(dep) == "open":
+                circle = [*path[path.index(dep):], dep]
+                pytest.fail(f"import circle: {' -> '.join(circle)}")
+            if dep not in state:
+                walk(dep, [*path, dep])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [name])
 
 
 @pytest.mark.parametrize("name", [n for n in _modules() if n.startswith("inference")])
