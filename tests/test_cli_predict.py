@@ -143,13 +143,13 @@ def test_output_errors_leave_no_file(exported_model: Path, images: dict[str, Pat
     # A failure half-way leaves the previous file untouched and no partial file.
     out = tmp_path / "out.txt"
     out.write_text("previous results\n")
-    real = Predictor.predict_paths
+    real = Predictor.predict_sources
 
-    def failing(self: Predictor, paths: object):  # type: ignore[no-untyped-def]
-        yield next(iter(real(self, paths)))  # type: ignore[arg-type]
+    def failing(self: Predictor, sources: object):  # type: ignore[no-untyped-def]
+        yield next(iter(real(self, sources)))  # type: ignore[arg-type]
         raise CRNNError("onnxruntime failed to run the model: boom")
 
-    monkeypatch.setattr(Predictor, "predict_paths", failing)
+    monkeypatch.setattr(Predictor, "predict_sources", failing)
     result = _predict(exported_model, images["one"], images["two"], "-o", out)
     assert result.exit_code == 1
     assert "boom" in result.stderr

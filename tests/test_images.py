@@ -158,7 +158,7 @@ def test_non_ascii_and_space_names(tmp_path: Path, name: str) -> None:
     image = np.random.default_rng(4).integers(0, 256, (5, 8, 3), np.uint8)
     (tmp_path / name).write_bytes(_png_bytes(image))
     np.testing.assert_array_equal(read_image(tmp_path / name), image)
-    assert expand_paths([tmp_path / name]) == [ImageSource(str(tmp_path / name))]
+    assert list(expand_paths([tmp_path / name])) == [ImageSource(str(tmp_path / name))]
 
 
 # --- arrays -----------------------------------------------------------------------------

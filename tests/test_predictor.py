@@ -114,7 +114,7 @@ def test_predict_paths_expands_and_streams(bucket_predictor: Predictor, tmp_path
     cv2.imwrite(str(folder / "a.png"), mixed_images[1])
     cv2.imwrite(str(folder / "sub" / "c.png"), mixed_images[2])
     stream = bucket_predictor.predict_paths(
-        [folder, tmp_path / "nothing-*.png", ImageSource(str(folder / "a.png"))]
+        [folder, tmp_path / "nothing-*.png", str(folder / "a.png")]
     )
     first = next(stream)  # a generator: records come out as they are ready
     rest = list(stream)
@@ -123,6 +123,10 @@ def test_predict_paths_expands_and_streams(bucket_predictor: Predictor, tmp_path
     assert rest[2].error == "pattern matched no image files"
     assert bucket_predictor.predict_paths([]) is not None
     assert list(bucket_predictor.predict_paths([])) == []
+    # Sources expanded elsewhere are read as they are: a folder name is not searched again.
+    sources = [ImageSource(str(folder / "a.png")), ImageSource(str(folder), "not searched")]
+    again = list(bucket_predictor.predict_sources(sources))
+    assert again[0].text == first.text and again[1].error == "not searched"
 
 
 def test_concurrent_predict_matches_sequential(bucket_predictor: Predictor,

@@ -101,11 +101,10 @@ def predict(
 
     total = failed = 0
     with errors_to_exit(), predict_logging(quiet):
+        sources: Iterable[ImageSource] = expand_paths(with_stdin(paths))
         # Paths from standard input stream in as they come: no total, so no progress bar.
-        sources: Iterable[ImageSource] = (
-            expand_paths(paths) if "-" not in paths
-            else (src for arg in with_stdin(paths) for src in expand_paths([arg]))
-        )
+        if "-" not in paths:
+            sources = list(sources)
         count = len(sources) if isinstance(sources, list) else 0
         cfg = config_override(config)
         model_path = model_or_default(model)
@@ -119,7 +118,7 @@ def predict(
             writer = RecordWriter(stream, fmt, char_confidences=char_confidence)
             show_bar = not quiet and count >= _PROGRESS_MIN_INPUTS and sys.stderr.isatty()
             with _progress(count, show_bar) as advance:
-                for prediction in predictor.predict_paths(sources):
+                for prediction in predictor.predict_sources(sources):
                     writer.write(prediction)
                     total += 1
                     failed += not prediction.ok

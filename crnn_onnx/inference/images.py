@@ -27,7 +27,7 @@ import glob
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +77,10 @@ class ImageSource:
     error: str | None = None
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[ImageSource]:
-    """Expand files, directories and glob patterns into image sources, in input order.
+def expand_paths(paths: Iterable[str | Path]) -> Iterator[ImageSource]:
+    """Expand files, directories and glob patterns into image sources, in input order,
+    lazily: each argument is expanded when the sources before it have been taken, so a
+    stream of arguments (paths read from standard input) is expanded as it comes.
 
     * an existing file is kept as is, whatever its extension (a pipe or device too, so
       that reading it can say what it is);
@@ -92,15 +94,14 @@ def expand_paths(paths: Iterable[str | Path]) -> list[ImageSource]:
     Args:
         paths: the user's arguments.
 
-    Returns:
+    Yields:
         The sources, in the order of the arguments they came from.
     """
-    sources: list[ImageSource] = []
     for raw in paths:
         arg = os.fspath(raw)
         found: list[str]
         if os.path.isfile(arg) or (os.path.exists(arg) and not os.path.isdir(arg)):
-            sources.append(ImageSource(arg))
+            yield ImageSource(arg)
             continue
         if os.path.isdir(arg):
             found = _walk_images(arg)
@@ -117,10 +118,9 @@ def expand_paths(paths: Iterable[str | Path]) -> list[ImageSource]:
             found = []
             reason = "no such file or directory"
         if found:
-            sources.extend(ImageSource(p) for p in found)
+            yield from (ImageSource(p) for p in found)
         else:
-            sources.append(ImageSource(arg, error=reason))
-    return sources
+            yield ImageSource(arg, error=reason)
 
 
 def _walk_images(top: str) -> list[str]:

@@ -100,7 +100,8 @@ class Predictor:
         engine: the engine that runs the model.
         config: the model's config, as the engine read it.
 
-    Thread safety: :meth:`predict` and :meth:`predict_paths` may be called from several
+    Thread safety: :meth:`predict`, :meth:`predict_paths` and :meth:`predict_sources` may be
+    called from several
     threads at once on one Predictor; the engine's ``run`` is thread-safe, every call builds
     its own batches and worker pool, and nothing else is mutated after construction.
 
@@ -154,25 +155,30 @@ class Predictor:
                 items.append(_Item(os.fspath(image), image))
         return list(self._stream(items))
 
-    def predict_paths(self, paths: Iterable[str | Path | ImageSource]) -> Iterator[Prediction]:
+    def predict_paths(self, paths: Iterable[str | Path]) -> Iterator[Prediction]:
         """Stream predictions for files, directories and glob patterns, in order.
 
         Args:
-            paths: arguments as for :func:`~crnn_onnx.inference.images.expand_paths` (expanded
-                here, lazily: a stream of paths is read as it goes), or already expanded
-                :class:`~crnn_onnx.inference.images.ImageSource` records.
+            paths: arguments as for :func:`~crnn_onnx.inference.images.expand_paths`,
+                expanded here, lazily: a stream of paths is read as it goes.
 
         Yields:
             One :class:`Prediction` per image file found (an argument matching nothing
             yields one error record), as soon as its window is done.
         """
-        def items() -> Iterator[_Item]:
-            for arg in paths:
-                sources = [arg] if isinstance(arg, ImageSource) else expand_paths([arg])
-                for src in sources:
-                    yield _Item(src.path, src.path if src.error is None else None, src.error)
+        return self.predict_sources(expand_paths(paths))
 
-        return self._stream(items())
+    def predict_sources(self, sources: Iterable[ImageSource]) -> Iterator[Prediction]:
+        """Stream predictions for already expanded sources, in order, read as they come.
+
+        Yields:
+            One :class:`Prediction` per source (a source with ``error`` yields that error
+            record), as soon as its window is done.
+        """
+        return self._stream(
+            _Item(src.path, src.path if src.error is None else None, src.error)
+            for src in sources
+        )
 
     # --- pipeline -----------------------------------------------------------------------
 

@@ -77,7 +77,7 @@ def time_pipeline(files: list[str], source: str, engine: Engine, *, batch: int,
                 engine.run(b)
             inference.append(time.perf_counter() - start)
         start = time.perf_counter()
-        count = sum(1 for _ in predictor.predict_paths(files))
+        count = len(predictor.predict(files))
         end_to_end.append(time.perf_counter() - start)
         if count != n:
             raise CRNNError(f"the pipeline returned {count} predictions for {n} files")

@@ -67,7 +67,7 @@ class PipelineReport:
         batch: batch size of the inference stage and of the Predictor.
         source: where the files came from.
         stages: decode, preprocess, inference, ctc, one after the other.
-        end_to_end_s: wall time of :meth:`Predictor.predict_paths` over the files
+        end_to_end_s: wall time of :meth:`Predictor.predict` over the files
             (the mean over the rounds, as is the inference stage's).
         engine: what ran the model, and in which arithmetic.
     """
