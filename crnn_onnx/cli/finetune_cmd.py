@@ -1,0 +1,197 @@
+"""``finetune``: adapt a model to the user's own labelled crops, then optionally export it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from crnn_onnx.cli._app import app, errors_to_exit
+
+if TYPE_CHECKING:
+    from crnn_onnx.training.trainer import TrainEvent
+
+
+@contextmanager
+def _stop_requests() -> Iterator[Callable[[], int | None]]:
+    """The first Ctrl-C or SIGTERM asks the run to stop after its step (a second one acts
+    at once); yields a callable giving the signal received, or ``None``."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM
+                      else signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def _reporter(quiet: bool) -> Iterator[Callable[[TrainEvent], None]]:
+    """Notes and validations as lines on stderr, and a rich progress bar (step, loss,
+    crops/s, time left, last validation) on a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("step {task.fields[step]:>6}"), BarColumn(), TaskProgressColumn(),
+                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
+                   disable=quiet or not console.is_terminal)
+    task = bar.add_task("training", total=1.0, step=0, info="")
+    last_val = ""
+
+    def report(event: TrainEvent) -> None:
+        nonlocal last_val
+        if event.kind == "note" and not quiet:
+            bar.console.print(event.message, markup=False, highlight=False)
+        elif event.kind == "eval":
+            last_val = f"val {event.val_accuracy:.2%}"
+            if not quiet:
+                bar.console.print(f"step {event.step:,}: validation {event.val_accuracy:.2%} "
+                                  f"(best {event.best_accuracy:.2%})", highlight=False)
+        if event.kind in ("step", "eval"):
+            info = (f"loss {event.loss:.3f}  {event.crops_per_s:.0f} crops/s  {last_val}"
+                    if event.loss is not None else last_val)
+            bar.update(task, completed=min(1.0, event.progress), step=event.step, info=info)
+
+    with bar:
+        yield report
+
+
+@app.command()
+def finetune(
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Labelled crops of your domain: folders with labels.tsv "
+                       "('file<TAB>text'), labels.tsv files, or LMDB folders.",
+                       metavar="DATA", show_default=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder: new or empty, or this run's "
+                           "folder to resume it.", show_default=False),
+    ],
+    init: Annotated[
+        Path | None, typer.Option("--init", help="Checkpoint to start from (upstream format); "
+                                  "default: the shipped model's.")] = None,
+    init_config: Annotated[
+        Path | None, typer.Option("--init-config", help="Its YAML config (charset); default: "
+                                  "the .yaml beside --init, else the built-in one.")] = None,
+    charset: Annotated[
+        str | None, typer.Option("--charset", help="Characters to train for, e.g. with upper "
+                                 "case and punctuation; default: --init's. Known characters "
+                                 "keep their rows, new ones start fresh.")] = None,
+    outside_charset: Annotated[
+        Literal["drop", "skip", "refuse"],
+        typer.Option("--outside-charset", help="Label characters outside the charset: drop "
+                     "them (as eval does), skip the crop, or refuse.")] = "drop",
+    val: Annotated[
+        list[Path] | None, typer.Option("--val", help="Validation set (repeatable); default: "
+                                        "a hold-out of DATA.")] = None,
+    holdout: Annotated[
+        float, typer.Option("--holdout", min=0.01, max=0.5, help="Share of DATA held out for "
+                            "validation when there is no --val.")] = 0.05,
+    groups: Annotated[
+        Path | None, typer.Option("--groups", help="'file<TAB>group' TSV: hold out whole "
+                                  "groups (a receipt, a photo) instead of blocks of files.")
+    ] = None,
+    minutes: Annotated[
+        float | None, typer.Option("--minutes", min=0.01, help="Training time; the learning "
+                                   "rate decays over it. Default 30 when --steps is not "
+                                   "given.", show_default=False)] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Optimiser steps instead of "
+                                 "--minutes.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", min=1e-7, help="Peak learning rate (AdamW, "
+                                      "warm-up then cosine decay).")] = 3e-4,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 50,
+    ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="Decay of the "
+                                       "weights' moving average; 0 turns it off.")] = 0.995,
+    augment: Annotated[
+        bool, typer.Option("--augment/--no-augment", help="Augment your crops afresh each "
+                           "time they are drawn.")] = True,
+    replay: Annotated[
+        float, typer.Option("--replay", min=0.0, max=0.9, help="Share of every batch drawn "
+                            "from general crops, so the model keeps reading everything "
+                            "else.")] = 0.25,
+    replay_renders: Annotated[
+        int, typer.Option("--replay-renders", min=0, help="Synthetic general crops rendered "
+                          "for replay with this machine's fonts.")] = 4000,
+    replay_data: Annotated[
+        list[Path] | None, typer.Option("--replay-data", help="Labelled general crops to "
+                                        "replay as well (repeatable).")] = None,
+    eval_every: Annotated[int, typer.Option("--eval-every", min=1, help="Steps between "
+                                            "validations and checkpoints.")] = 100,
+    precision: Annotated[
+        Literal["auto", "bf16", "fp32"],
+        typer.Option("--precision", help="auto: bf16 on CPUs with AMX or AVX512-BF16, fp32 "
+                     "elsewhere.")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="PyTorch threads.")
+                       ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds draws, augmentation, renders.")
+                    ] = 0,
+    export: Annotated[
+        bool, typer.Option("--export", help="Then export the best checkpoint to OUT/model.onnx, "
+                           "verified against PyTorch.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
+) -> None:
+    """Fine-tune a model on your own labelled crops (CPU), resumably; optionally export it."""
+    with errors_to_exit():
+        from crnn_onnx.extras import require
+
+        require("torch", extra="train", purpose="finetune")
+        import torch
+
+        from crnn_onnx.training.settings import FinetuneSettings
+        from crnn_onnx.training.trainer import finetune as run_finetune
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        torch.set_flush_denormal(True)  # denormal floats slow CPU kernels many times over
+        settings = FinetuneSettings(
+            data=tuple(data), out=out, init=init, init_config=init_config, charset=charset,
+            outside_charset=outside_charset, val=tuple(val or ()), holdout=holdout,
+            groups=groups, steps=steps, minutes=minutes if minutes or steps else 30.0,
+            batch_size=batch_size, lr=lr, warmup=warmup, ema=ema, augment=augment,
+            replay=replay, replay_renders=replay_renders, replay_data=tuple(replay_data or ()),
+            eval_every=eval_every, precision=precision, threads=threads, seed=seed)
+        with _stop_requests() as stop_signal, _reporter(quiet) as report:
+            result = run_finetune(settings, on_event=report,
+                                  should_stop=lambda: stop_signal() is not None)
+        folder = result.folder
+        if result.interrupted:
+            signum = stop_signal() or signal.SIGINT
+            typer.echo(f"interrupted at step {result.step:,}: {folder.last} saved; the same "
+                       "command resumes the run", err=True)
+            raise typer.Exit(128 + signum)
+        typer.echo(f"trained     {result.step:,} steps, {result.trained_s / 60:.1f} min, "
+                   f"{result.crops_per_s:.1f} crops/s ({result.precision})")
+        typer.echo(f"validation  {result.start_accuracy:.2%} -> {result.best_accuracy:.2%} "
+                   f"({result.val_crops:,} crops; {result.train_crops:,} trained on)")
+        typer.echo(f"best        {folder.best} (config {folder.config})")
+        typer.echo(f"log         {folder.log}")
+        if export:
+            from crnn_onnx.export.exporter import export_checkpoint
+
+            exported = export_checkpoint(folder.best, result.config, folder.onnx)
+            typer.echo(f"exported    {exported.output} (ONNX Runtime matches PyTorch within "
+                       f"{exported.max_diff:.1e})")
+            typer.echo(f"next        crnn-onnx eval LABELS --model {exported.output}")
+        else:
+            typer.echo(f"next        crnn-onnx export --ckpt {folder.best} "
+                       f"--config {folder.config}")

@@ -1,0 +1,69 @@
+"""General crops mixed into every fine-tuning batch, so the model keeps reading everything else.
+
+Two sources, either or both: synthetic renders of general words (:mod:`crnn_onnx.synth`, with
+the fonts this machine has, and photographed-scene renders where background images are
+installed), rendered once up front; and labelled folders the caller names (real crops of the
+kind the model was trained on), augmented afresh each time they are drawn.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.training.data import CropSet
+from crnn_onnx.training.labels import fit_labels
+
+__all__ = ["render_replay"]
+
+logger = logging.getLogger(__name__)
+
+#: Share of the renders drawn as photographed scenes, when background images are installed.
+SCENE_SHARE = 0.3
+
+
+def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
+    """``count`` synthetic word crops of the training split, labels fitted to ``charset``
+    (dropping what it lacks).
+
+    Raises:
+        CRNNError: Pillow is missing, or no usable font is installed.
+    """
+    from crnn_onnx.synth.backgrounds import default_bank
+    from crnn_onnx.synth.dataset import require_pillow, synth_samples
+
+    require_pillow("rendering replay crops")
+    try:
+        bank = default_bank()
+        realism = SCENE_SHARE
+    except CRNNError as err:  # no photographs here: plain renders only
+        logger.debug("replay renders without scenes: %s", err)
+        bank, realism = None, 0.0
+    images: list[np.ndarray] = []
+    texts: list[str] = []
+    for sample in synth_samples(count, split="train", seed=seed, realism=realism,
+                                backgrounds=bank):
+        images.append(sample.image)
+        texts.append(sample.text)
+    fit = fit_labels(texts, charset, "drop")
+    keep = [i for i, label in enumerate(fit.labels) if label is not None]
+    return CropSet([images[i] for i in keep], [fit.labels[i] or "" for i in keep],
+                   [f"render-{i}" for i in keep])
+
+
+def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
+        config: CRNNConfig, *, augment: bool) -> tuple[np.ndarray, list[str]]:
+    """One batch of ``n`` crops: ``round(n * share)`` from ``replay`` (always augmented), the
+    rest from ``domain`` (augmented when asked): (n, 32, W, 3) uint8 BGR and labels."""
+    n_replay = round(n * share) if len(replay) else 0
+    images, labels = domain.draw(n - n_replay, rng, config, augment=augment)
+    if n_replay:
+        more, more_labels = replay.draw(n_replay, rng, config, augment=True)
+        images = np.concatenate([images, more])
+        labels = labels + more_labels
+    return images, labels

@@ -1,0 +1,128 @@
+"""FinetuneSettings: everything a fine-tuning run is told, validated in one place.
+
+The settings that shape the run (data, start weights, charset, schedule) make its identity,
+stored as ``run.json`` in the run folder: the same settings resume the run, other settings
+are refused (:func:`crnn_onnx.training.run_folder.open_run`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.training.labels import OutsidePolicy
+
+__all__ = ["FinetuneSettings", "TrainPrecision"]
+
+#: ``auto``: bf16 where the CPU computes it natively (AMX or AVX512-BF16), else fp32.
+TrainPrecision = Literal["auto", "bf16", "fp32"]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """A fine-tuning run.
+
+    Attributes:
+        data: labelled sets of the user's domain (``labels.tsv`` files or folders, LMDB).
+        out: the run folder.
+        init: checkpoint to start from; ``None``: the shipped model's.
+        init_config: YAML config of ``init`` (its charset); ``None``: ``init``'s ``.yaml``
+            sibling when there is one, else the built-in default.
+        charset: the charset to train for; ``None`` keeps ``init``'s. Known characters keep
+            their classifier rows, new ones start fresh.
+        outside_charset: labels' characters outside the charset: ``drop``, ``skip``,
+            ``refuse`` (:mod:`crnn_onnx.training.labels`).
+        val: validation sets; empty: hold ``holdout`` of ``data`` out.
+        holdout: share of ``data`` held out for validation when ``val`` is empty.
+        groups: ``file<TAB>group`` TSV: hold out whole groups (a receipt, a photo).
+        steps: optimiser steps to train; or
+        minutes: training time (the learning rate follows the elapsed share of it).
+        batch_size: crops per step, replay included.
+        lr: peak learning rate (AdamW), reached after ``warmup`` steps, then cosine decay to
+            2% of it.
+        warmup: warm-up steps.
+        weight_decay: AdamW's.
+        ema: decay of the weights' exponential moving average (0 turns it off).
+        augment: augment the domain crops (:func:`crnn_onnx.training.augment.augment_crop`).
+        replay: share of every batch drawn from general crops.
+        replay_renders: how many synthetic general crops to render for replay (0: none).
+        replay_data: labelled sets of general crops to replay, beside the renders.
+        eval_every: steps between validations (and checkpoints).
+        precision: ``auto``, ``bf16`` or ``fp32`` (bf16: the convolutions in autocast).
+        threads: torch threads; ``None``: torch's default.
+        seed: seeds the draws, augmentation and renders.
+    """
+
+    data: tuple[Path, ...]
+    out: Path
+    init: Path | None = None
+    init_config: Path | None = None
+    charset: str | None = None
+    outside_charset: OutsidePolicy = "drop"
+    val: tuple[Path, ...] = ()
+    holdout: float = 0.05
+    groups: Path | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 64
+    lr: float = 3e-4
+    warmup: int = 50
+    weight_decay: float = 0.01
+    ema: float = 0.995
+    augment: bool = True
+    replay: float = 0.25
+    replay_renders: int = 4000
+    replay_data: tuple[Path, ...] = ()
+    eval_every: int = 100
+    precision: TrainPrecision = "auto"
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise CRNNError("no training data given")
+        if (self.steps is None) == (self.minutes is None):
+            raise CRNNError("give exactly one budget: steps= or minutes=")
+        if self.steps is not None and self.steps < 1:
+            raise CRNNError(f"steps must be at least 1, got {self.steps}")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise CRNNError(f"minutes must be a positive number, got {self.minutes}")
+        checks = {
+            "batch_size": self.batch_size >= 2,
+            "lr": math.isfinite(self.lr) and self.lr > 0,
+            "warmup": self.warmup >= 0,
+            "weight_decay": math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            "ema": 0.0 <= self.ema < 1.0,
+            "replay": 0.0 <= self.replay < 1.0,
+            "replay_renders": self.replay_renders >= 0,
+            "eval_every": self.eval_every >= 1,
+            "holdout": 0.0 < self.holdout <= 0.5,
+        }
+        bad = next((name for name, ok in checks.items() if not ok), None)
+        if bad is not None:
+            raise CRNNError(f"{bad}={getattr(self, bad)!r} is out of range")
+        if self.charset is not None and not self.charset:
+            raise CRNNError("charset is empty")
+        if self.charset is not None and len(set(self.charset)) != len(self.charset):
+            raise CRNNError("charset holds a character twice")
+        if self.threads is not None and self.threads < 1:
+            raise CRNNError(f"threads must be at least 1, got {self.threads}")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that make the run what it is (JSON-ready): everything but the folder,
+        the threads and the precision, which may change between sessions of one run."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("out", "threads", "precision"):
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value.resolve())
+            elif isinstance(value, tuple):
+                value = [str(Path(v).resolve()) for v in value]
+            out[f.name] = value
+        return out
