@@ -8,9 +8,9 @@ Heavy imports (torch, onnxruntime) happen inside the commands that need them, so
 ``crnn-onnx --help`` and ``predict`` stay fast and ``predict`` never imports torch.
 
 One module per group of commands, each registering on the one :data:`app`: ``export_cmd``
-(export, quantize), ``predict_cmd``, ``eval_cmd`` (eval, synth), ``info_cmd``, ``scale_cmd``
-(bulk, triton-repo), ``benchmark_cmd``; ``_app`` holds the app and its error boundary, ``_shared``
-the options several commands repeat.
+(export, quantize), ``predict_cmd``, ``eval_cmd`` (eval, synth), ``finetune_cmd``,
+``info_cmd``, ``scale_cmd`` (bulk, triton-repo), ``benchmark_cmd``; ``_app`` holds the app and
+its error boundary, ``_shared`` the options several commands repeat.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from crnn_onnx.cli._app import app, exit_on_sigterm
 # Importing a command module registers its commands; this order is the order of --help.
 # isort: off
 from crnn_onnx.cli import export_cmd, predict_cmd, eval_cmd  # noqa: F401
-from crnn_onnx.cli import info_cmd, scale_cmd, benchmark_cmd  # noqa: F401
+from crnn_onnx.cli import finetune_cmd, info_cmd, scale_cmd, benchmark_cmd  # noqa: F401
 # isort: on
 
 __all__ = ["main"]

@@ -55,6 +55,11 @@ def evaluate(
         typer.Option("--min-accuracy", min=0.0, max=1.0,
                      help="Exit 1 when word accuracy (0..1) is below this: a CI gate."),
     ] = None,
+    exact: Annotated[
+        bool,
+        typer.Option("--exact", help="Score case and punctuation as written (for models whose "
+                     "charset has them); default: case-insensitive, letters and digits only."),
+    ] = False,
     fmt: Annotated[
         ReportFormat, typer.Option("--format", "-f", help="text or json (on stdout).")
     ] = "text",
@@ -81,7 +86,7 @@ def evaluate(
             decoder=decoder, beam_width=beam_width, allowlist=allowlist, blocklist=blocklist,
             lexicon=lexicon)
         predictor = Predictor(model_or_default(model), options, config=cfg)
-        report, predictions = run_evaluation(predictor, items)
+        report, predictions = run_evaluation(predictor, items, exact=exact)
         if report_dir is not None:
             from crnn_onnx.evaluation.report import write_html_report
 

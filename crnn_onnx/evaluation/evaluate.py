@@ -1,14 +1,16 @@
 """Accuracy of a recogniser on a labelled set: word accuracy, CER, by length, confusions.
 
-Ground truth is compared the way the model can read it: lower-cased and limited to the
-model's charset (upstream's label rule), so ``Hello!`` counts as read when the model says
-``hello``. Labelled sets are read by :mod:`crnn_onnx.evaluation.datasets`.
+By default truth and reading are both folded before they are compared: lower-cased and
+limited to the letters and digits of the model's charset (upstream's label rule), so
+``Hello!`` counts as read when the model says ``hello``, whatever the model's charset. With
+``exact`` they are compared as written, case and punctuation included (for models trained on
+such a charset). Labelled sets are read by :mod:`crnn_onnx.evaluation.datasets`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import Levenshtein
@@ -17,7 +19,7 @@ from crnn_onnx.evaluation.datasets import LabelledImage
 from crnn_onnx.inference.predictor import ImageInput, Predictor
 from crnn_onnx.results import Prediction
 
-__all__ = ["EvalReport", "Misread", "evaluate", "score"]
+__all__ = ["EvalReport", "Misread", "evaluate", "folder_for", "score"]
 
 
 @dataclass(frozen=True)
@@ -86,31 +88,42 @@ class EvalReport:
         }
 
 
+def folder_for(charset: Sequence[str], *, exact: bool = False) -> Callable[[str], str]:
+    """How texts are compared for a model with ``charset``: as written when ``exact``, else
+    lower-cased and limited to the charset's letters and digits (lower-cased)."""
+    if exact:
+        return lambda text: text
+    kept = frozenset(ch.lower() for ch in charset if ch.isalnum())
+    return lambda text: "".join(ch for ch in text.lower() if ch in kept)
+
+
 def score(truths: Sequence[str], predictions: Sequence[str | None], charset: Sequence[str],
           paths: Sequence[str] | None = None, *, top_confusions: int = 10,
           confidences: Sequence[float | None] | None = None,
-          errors: Sequence[str | None] | None = None) -> EvalReport:
-    """Compare predictions with ground truth.
+          errors: Sequence[str | None] | None = None, exact: bool = False) -> EvalReport:
+    """Compare predictions with ground truth (both folded by :func:`folder_for`).
 
     Args:
         truths: ground-truth texts as written in the labels file.
         predictions: the model's texts; ``None`` where the image could not be read.
-        charset: the model's characters; truths are lower-cased and filtered to them.
+        charset: the model's characters.
         paths: image paths, for the examples of mistakes.
         top_confusions: how many confusions to keep.
         confidences: the readings' confidences, for :attr:`EvalReport.misreads`.
         errors: why unreadable images failed, for :attr:`EvalReport.misreads`.
+        exact: compare as written (case and punctuation), not folded.
     """
     if len(truths) != len(predictions):
         raise ValueError("truths and predictions differ in length")
     misreads: list[Misread] = []
-    allowed = set(charset)
+    fold = folder_for(charset, exact=exact)
     correct = failed = edits = chars = 0
     lengths: dict[int, list[int]] = {}
     confusions: Counter[tuple[str, str]] = Counter()
     mistakes: list[tuple[str, str, str]] = []
     for i, (raw, pred) in enumerate(zip(truths, predictions, strict=True)):
-        truth = "".join(ch for ch in raw.lower() if ch in allowed)
+        truth = fold(raw)
+        pred = None if pred is None else fold(pred)
         ok = pred is not None and pred == truth
         failed += pred is None
         correct += ok
@@ -148,9 +161,10 @@ def score(truths: Sequence[str], predictions: Sequence[str | None], charset: Seq
     )
 
 
-def evaluate(predictor: Predictor, items: Sequence[LabelledImage], *, top_confusions: int = 10
-             ) -> tuple[EvalReport, list[Prediction]]:
-    """Read every labelled image with ``predictor`` and score the readings.
+def evaluate(predictor: Predictor, items: Sequence[LabelledImage], *, top_confusions: int = 10,
+             exact: bool = False) -> tuple[EvalReport, list[Prediction]]:
+    """Read every labelled image with ``predictor`` and score the readings (as written when
+    ``exact``, else folded: see :func:`folder_for`).
 
     Images that cannot be read (a broken file, a broken LMDB entry) count as wrong and keep
     their error in the report's misreads.
@@ -171,5 +185,6 @@ def evaluate(predictor: Predictor, items: Sequence[LabelledImage], *, top_confus
         [item.text for item in items], [p.text for p in predictions], predictor.config.charset,
         [str(item.path) for item in items], top_confusions=top_confusions,
         confidences=[p.confidence for p in predictions], errors=[p.error for p in predictions],
+        exact=exact,
     )
     return report, predictions
