@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian font packages and word list that the shipped model was trained with
 # (Debian/Ubuntu, as root). Training and `crnn-onnx synth` draw from every installed font;
-# crnn_onnx/synth_fonts.py keeps a few families (HELDOUT_FAMILIES) out of training for evaluation.
+# crnn_onnx/synth/fonts.py keeps a few families (HELDOUT_FAMILIES) out of training for evaluation.
 # Exit codes: 0 installed, 1 apt-get failed.
 set -euo pipefail
 packages=(

@@ -7,6 +7,9 @@ does (only normalisation is left to the trainer), and ``labels`` (N,) normalised
 
     python scripts/render_pool.py --out data/pool --shards 40 --per-shard 6000 --workers 2
     python scripts/render_pool.py --out data/val --split heldout --shards 1 --per-shard 2000
+
+Fonts and backgrounds are the installed ones (scripts/install_synth_assets.sh) unless
+``--fonts`` and ``--backgrounds`` name folders to draw from instead.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import cv2
 import numpy as np
 
 from crnn_onnx.config import CRNNConfig
+from crnn_onnx.synth.backgrounds import BackgroundBank
 from crnn_onnx.synth.dataset import synth_samples
+from crnn_onnx.synth.fonts import discover_fonts
 from crnn_onnx.synth.words import WordSource
 from crnn_onnx.training.canvas import resize_and_pad
 
 
 def render_shard(out: Path, split: str, index: int, count: int, seed_base: int,
-                 compounds: float = 0.0, realism: float = 0.0) -> str:
+                 compounds: float = 0.0, realism: float = 0.0, fonts: Path | None = None,
+                 backgrounds: Path | None = None) -> str:
     path = out / f"{split}-{index:04d}.npz"
     if path.exists():
         return f"{path.name} exists"
@@ -37,8 +43,10 @@ def render_shard(out: Path, split: str, index: int, count: int, seed_base: int,
     labels = []
     start = time.time()
     words = WordSource(split=split, compounds=compounds)  # type: ignore[arg-type]
+    font_files = discover_fonts(dirs=[str(fonts)]) if fonts is not None else None
+    bank = BackgroundBank.from_dirs([str(backgrounds)]) if backgrounds is not None else None
     samples = synth_samples(count, split=split, seed=seed_base + index, words=words,  # type: ignore[arg-type]
-                            realism=realism)
+                            realism=realism, fonts=font_files, backgrounds=bank)
     for i, sample in enumerate(samples):
         images[i] = resize_and_pad(sample.image, config)
         labels.append(sample.label)
@@ -61,11 +69,16 @@ def main() -> None:
                         help="share of CamelCase compounds (PayPal, SaiGon) among the texts")
     parser.add_argument("--realism", type=float, default=0.0,
                         help="share of crops drawn by the realistic scene renderer")
+    parser.add_argument("--fonts", type=Path,
+                        help="folder of fonts to draw with, whatever their split "
+                             "(default: the installed fonts of --split)")
+    parser.add_argument("--backgrounds", type=Path,
+                        help="folder of photographs for --realism (default: the installed ones)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
         jobs = [pool.submit(render_shard, args.out, args.split, i, args.per_shard, args.seed,
-                              args.compounds, args.realism)
+                              args.compounds, args.realism, args.fonts, args.backgrounds)
                 for i in range(args.first, args.first + args.shards)]
         for job in jobs:
             print(job.result(), flush=True)

@@ -97,14 +97,15 @@ def synth_samples(n: int, *, split: Split = "train", seed: int = 0,
 
 def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", seed: int = 0,
                   fonts: Sequence[str | Path] | None = None, compounds: float = 0.0,
-                  realism: float = 0.0) -> Path:
+                  realism: float = 0.0, backgrounds: BackgroundBank | None = None) -> Path:
     """Render ``count`` crops as PNG files plus a ``labels.tsv`` (``name<TAB>label``).
 
     The result is what ``crnn-onnx eval`` reads. Files are named ``000000.png`` onwards; the
     labels file is written last, atomically, so a folder with a ``labels.tsv`` is complete.
-    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`) and ``realism``
-    the share of realistic crops (see :func:`synth_samples`); at 0 neither spends a random
-    draw, so a seed's crops do not depend on whether the options exist.
+    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`); ``realism`` the
+    share of realistic crops, ``fonts`` and ``backgrounds`` what they are drawn with, as for
+    :func:`synth_samples`. At 0 neither share spends a random draw, so a seed's crops do not
+    depend on whether the options exist.
 
     Returns:
         The path of ``labels.tsv``.
@@ -119,7 +120,7 @@ def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", 
         out.mkdir(parents=True, exist_ok=True)
         words = WordSource(split=split, compounds=compounds)
         samples = synth_samples(count, split=split, seed=seed, fonts=fonts, words=words,
-                                realism=realism)
+                                realism=realism, backgrounds=backgrounds)
         for i, sample in enumerate(samples):
             name = f"{i:06d}.png"
             if not cv2.imwrite(str(out / name), sample.image):

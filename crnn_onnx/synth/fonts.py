@@ -17,7 +17,7 @@ import numpy as np
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.synth.words import Split
 
-__all__ = ["HELDOUT_FAMILIES", "discover_fonts", "font_family", "split_of_font"]
+__all__ = ["FONT_DIRS", "HELDOUT_FAMILIES", "discover_fonts", "font_family", "split_of_font"]
 
 #: Font families (file-name prefixes, case-insensitive, separators ignored) that never
 #: appear in training: a stand-in for fonts the model has not seen.
@@ -30,7 +30,10 @@ HELDOUT_FAMILIES: tuple[str, ...] = (
 _SYMBOL_FONTS = ("symbol", "dingbat", "d050000l", "opens", "math", "cmex", "cmsy", "msam",
                  "msbm", "emoji", "esint", "wasy", "rsfs", "kanji", "stmary", "music")
 
-_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
+#: Folders searched for installed fonts, in this order.
+FONT_DIRS: tuple[str, ...] = (
+    "/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts",
+)
 
 
 def _norm_name(name: str) -> str:
@@ -95,15 +98,22 @@ def _discover_cached(dirs: tuple[str, ...]) -> tuple[Path, ...]:
     return tuple(fonts)
 
 
-def discover_fonts(split: Split | None = None, dirs: Sequence[str] = _FONT_DIRS
+def discover_fonts(split: Split | None = None, dirs: Sequence[str] | None = None
                    ) -> list[Path]:
     """Installed fonts that can draw the charset, optionally only those of one split.
 
+    Args:
+        split: only the fonts of this split; ``None``: all.
+        dirs: folders to search; ``None``: :data:`FONT_DIRS`.
+
     Raises:
-        CRNNError: no usable font is installed (install DejaVu: ``apt-get install fonts-dejavu``).
+        CRNNError: no usable font of the split is installed. A new machine has DejaVu only,
+            a training family: the held-out families come with ``scripts/install_fonts.sh``.
     """
+    dirs = FONT_DIRS if dirs is None else tuple(dirs)
     fonts = [p for p in _discover_cached(tuple(dirs)) if split is None or split_of_font(p) == split]
     if not fonts:
         which = f"{split} " if split else ""
-        raise CRNNError(f"no usable {which}fonts found under {', '.join(dirs)}")
+        raise CRNNError(f"no usable {which}fonts found under {', '.join(dirs)}; "
+                        "scripts/install_fonts.sh installs them (Debian/Ubuntu, as root)")
     return fonts
