@@ -1,16 +1,23 @@
-"""Shared fixtures: a seeded CRNN, an upstream-style checkpoint of it, and its ONNX export.
+"""Shared fixtures: a seeded CRNN, an upstream-style checkpoint of it, and its ONNX export;
+the fonts and photographs the synthetic renderer draws with in tests.
 
 The costly ones are session-scoped and must be treated as read-only: copy the model
 (``copy.deepcopy``) before changing it. Everything is written under pytest's temporary
 folders, never into the working directory.
+
+Tests see what a new machine has, whatever this one has installed by hand: the DejaVu fonts
+of ``fonts-dejavu-core``, no background photographs, an empty cache folder
+(:func:`only_what_a_new_machine_has`). A test that renders brings the rest.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -31,6 +38,82 @@ settings.register_profile(
 settings.load_profile("crnn-onnx")
 
 MODEL_SEED = 1234
+#: Where Debian and Ubuntu put DejaVu, and the faces of fonts-dejavu-core that every new
+#: machine has there (fonts-dejavu-extra's are not always installed).
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+DEJAVU_CORE = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
+               "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_what_a_new_machine_has(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The installed fonts the renderer finds are copies of the DejaVu core faces in a folder
+    of their own (yielded); it finds no background photographs (nor scikit-image's), and the
+    cache folder (``XDG_CACHE_HOME``, inherited by child processes) starts empty.
+
+    So a test that needs the held-out font families, wallpapers or a warm cache fails on
+    every machine, not only on a new one, where it would otherwise pass unnoticed.
+    """
+    from crnn_onnx.synth import backgrounds, fonts
+
+    folder = tmp_path_factory.mktemp("fonts")
+    for name in DEJAVU_CORE:
+        if (DEJAVU / name).is_file():
+            shutil.copy(DEJAVU / name, folder / name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fonts, "FONT_DIRS", (str(folder),))
+        patch.setattr(backgrounds, "BACKGROUND_DIRS", ())
+        patch.setattr(backgrounds, "_skimage_data_dir", list)
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def dejavu_fonts(only_what_a_new_machine_has: Path) -> list[Path]:
+    """The DejaVu core faces, DejaVuSans.ttf first, in their own folder (``[0].parent``)."""
+    missing = [name for name in DEJAVU_CORE if not (DEJAVU / name).is_file()]
+    if missing:
+        pytest.fail(f"{DEJAVU} lacks {', '.join(missing)}: install fonts-dejavu-core, which "
+                    "every Debian and Ubuntu machine has")
+    return [only_what_a_new_machine_has / name for name in DEJAVU_CORE]
+
+
+def photographs(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Photograph-like (120, 160, 3) uint8 RGB images made here: smooth colour fields with
+    hard-edged shapes and grain, as backgrounds for the realistic renderer."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        field = rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)
+        image = cv2.resize(field, (160, 120), interpolation=cv2.INTER_CUBIC)
+        for _ in range(3):
+            x, y = int(rng.integers(0, 140)), int(rng.integers(0, 100))
+            color = tuple(int(c) for c in rng.integers(0, 256, 3))
+            cv2.rectangle(image, (x, y), (x + int(rng.integers(10, 60)), y + 30), color, -1)
+        grain = rng.normal(0, 8, image.shape)
+        images.append(np.clip(image + grain, 0, 255).astype(np.uint8))
+    return images
+
+
+@pytest.fixture(scope="session")
+def background_bank():
+    """Four :func:`photographs` as a bank for the realistic renderer."""
+    from crnn_onnx.synth.backgrounds import BackgroundBank
+
+    return BackgroundBank(photographs(4))
+
+
+@pytest.fixture(scope="session")
+def background_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of four :func:`photographs` as PNG, for a process that loads its own."""
+    import cv2
+
+    folder = tmp_path_factory.mktemp("photos")
+    for i, image in enumerate(photographs(4)):
+        cv2.imwrite(str(folder / f"{i}.png"), image[..., ::-1])
+    return folder
 
 
 @pytest.fixture(scope="session")

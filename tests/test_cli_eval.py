@@ -96,7 +96,7 @@ def test_synth_compounds_option_reaches_the_generator(tmp_path: Path) -> None:
     texts = {}
     for share in ("0", "1"):
         result = runner.invoke(app, ["synth", str(tmp_path / share), "-n", "4", "--seed", "4",
-                                     "--compounds", share])
+                                     "--split", "train", "--compounds", share])
         assert result.exit_code == 0, result.stderr
         texts[share] = (tmp_path / share / "labels.tsv").read_text(encoding="utf-8")
     assert texts["0"] != texts["1"]
@@ -104,9 +104,20 @@ def test_synth_compounds_option_reaches_the_generator(tmp_path: Path) -> None:
     assert out_of_range.exit_code == 2
 
 
+def test_synth_without_the_heldout_fonts_names_the_script(tmp_path: Path) -> None:
+    """A new machine has DejaVu, a training family (conftest leaves only that): the default
+    held-out split fails in one line that says how to install the held-out families."""
+    pytest.importorskip("PIL")
+    result = runner.invoke(app, ["synth", str(tmp_path / "set"), "-n", "3"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: no usable heldout")
+    assert "scripts/install_fonts.sh" in result.stderr
+
+
 def test_synth_writes_a_labelled_set_that_eval_reads(tmp_path: Path, exported_model: Path) -> None:
     pytest.importorskip("PIL")
-    result = runner.invoke(app, ["synth", str(tmp_path / "set"), "-n", "3", "--seed", "4"])
+    result = runner.invoke(app, ["synth", str(tmp_path / "set"), "-n", "3", "--seed", "4",
+                                 "--split", "train"])
     assert result.exit_code == 0, result.stderr
     labels = tmp_path / "set" / "labels.tsv"
     assert len(labels.read_text(encoding="utf-8").splitlines()) == 3

@@ -10,7 +10,6 @@ import pytest
 
 from crnn_onnx.synth.backgrounds import BackgroundBank
 from crnn_onnx.synth.dataset import synth_samples, write_dataset
-from crnn_onnx.synth.fonts import discover_fonts
 from crnn_onnx.synth.scene import MAX_NEIGHBOUR_VISIBLE, _crop_box, render_scene_word
 from crnn_onnx.synth.words import normalise_label
 
@@ -26,11 +25,9 @@ def bank() -> BackgroundBank:
 
 
 @pytest.fixture(scope="module")
-def dejavu() -> list[Path]:
-    fonts = [p for p in discover_fonts() if p.name == "DejaVuSans.ttf"]
-    if not fonts:
-        pytest.skip("DejaVuSans.ttf is not installed")
-    return fonts
+def dejavu(dejavu_fonts: list[Path]) -> list[Path]:
+    """DejaVuSans.ttf alone."""
+    return dejavu_fonts[:1]
 
 
 def test_scene_crops_are_reproducible_and_well_formed(bank: BackgroundBank,
@@ -43,11 +40,11 @@ def test_scene_crops_are_reproducible_and_well_formed(bank: BackgroundBank,
         assert a.shape[0] >= 8 and a.shape[1] > a.shape[0]
 
 
-def test_realism_off_renders_the_sets_of_before(tmp_path: Path) -> None:
-    fonts = discover_fonts("train")[:2]
-
+def test_realism_off_renders_the_sets_of_before(tmp_path: Path, bank: BackgroundBank,
+                                                dejavu_fonts: list[Path]) -> None:
     def render(name: str, **kwargs: float) -> tuple[str, list[bytes]]:
-        labels = write_dataset(tmp_path / name, 6, split="train", seed=8, fonts=fonts, **kwargs)
+        labels = write_dataset(tmp_path / name, 6, split="train", seed=8,
+                               fonts=dejavu_fonts[:2], backgrounds=bank, **kwargs)
         images = [p.read_bytes() for p in sorted(labels.parent.glob("*.png"))]
         return labels.read_text(encoding="utf-8"), images
 

@@ -10,6 +10,7 @@ import pytest
 
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.synth.backgrounds import BackgroundBank
 from crnn_onnx.synth.dataset import synth_samples, write_dataset
 from crnn_onnx.synth.fonts import discover_fonts, font_family, split_of_font
 from crnn_onnx.synth.words import WordSource, normalise_label, split_of_text
@@ -77,6 +78,17 @@ def test_samples_are_reproducible_and_well_formed() -> None:
 def test_missing_fonts_give_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CRNNError, match="no usable"):
         discover_fonts(dirs=(str(tmp_path),))
+
+
+def test_tests_see_only_what_a_new_machine_has(dejavu_fonts: list[Path]) -> None:
+    """conftest hides what was installed by hand (``only_what_a_new_machine_has``): the
+    renderer finds the DejaVu core faces, no held-out family and no photographs, and says
+    which script installs them."""
+    assert discover_fonts() == sorted(dejavu_fonts)
+    with pytest.raises(CRNNError, match=r"heldout fonts .*scripts/install_fonts\.sh"):
+        discover_fonts("heldout")
+    with pytest.raises(CRNNError, match=r"scripts/install_synth_assets\.sh"):
+        BackgroundBank.from_dirs()
 
 
 def test_write_dataset_writes_images_and_labels(tmp_path: Path) -> None:

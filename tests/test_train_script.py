@@ -39,13 +39,16 @@ def _real(folder: Path, count: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def data(tmp_path_factory: pytest.TempPathFactory, dejavu_fonts: list[Path],
+         background_folder: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train-data")
     renders = {"pool": ["--realism", "1.0"], "val": ["--split", "heldout"]}
     for name, args in renders.items():
         out = root / name
+        # The fonts and photographs of conftest: what a new machine has, or made here.
         done = _script("render_pool.py", "--out", out, "--shards", "1", "--per-shard", "24",
-                       "--workers", "1", *args, cwd=root)
+                       "--workers", "1", "--fonts", dejavu_fonts[0].parent,
+                       "--backgrounds", background_folder, *args, cwd=root)
         assert done.returncode == 0, done.stderr
     _real(root / "real", 40)
     return {name: root / name for name in ("pool", "val", "real")}
