@@ -199,6 +199,84 @@ def exported_model(upstream_checkpoint: Path, default_config: CRNNConfig,
     return report.output
 
 
+@pytest.fixture(scope="session")
+def shipped_int8(dejavu_fonts: list[Path], background_bank,
+                 tmp_path_factory: pytest.TempPathFactory) -> Callable[[bool], Path]:
+    """``shipped_int8(lstm)``: the shipped model made int8 by ``quantize_model`` (its LSTM
+    too, or left in float), calibrated on ten rendered crops; each made once per session."""
+    import cv2
+
+    from crnn_onnx.perf.quantize import quantize_model
+    from crnn_onnx.synth.dataset import synth_samples
+    from crnn_onnx.weights import default_model_path
+
+    root = tmp_path_factory.mktemp("shipped-int8")
+    (root / "calibration").mkdir()
+    for i, sample in enumerate(synth_samples(10, seed=1, fonts=dejavu_fonts, realism=0.5,
+                                             backgrounds=background_bank)):
+        cv2.imwrite(str(root / "calibration" / f"{i}.png"), sample.image)
+    made: dict[bool, Path] = {}
+
+    def make(lstm: bool) -> Path:
+        if lstm not in made:
+            made[lstm] = quantize_model(default_model_path(), root / f"lstm-{lstm}.int8.onnx",
+                                        calibration=root / "calibration", count=10,
+                                        lstm=lstm).output
+        return made[lstm]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def assert_reads_like_fp32(dejavu_fonts: list[Path], background_bank) -> Callable[..., None]:
+    """``assert_reads_like_fp32(engine)``: the int8 ``engine`` (the shipped model quantized)
+    reads 48 rendered word crops, half of them scenes, as the shipped fp32 model does.
+
+    What it protects: what a user of ``quantize`` sees, the strings read, on every CPU. int8
+    kernels differ between CPUs (without VNNI, ONNX Runtime's and OpenVINO's u8 x s8 products
+    can saturate), so the bounds are derived from what quantization noise can do, not fitted
+    to one CPU. Measured on an AVX2-only EPYC (no VNNI, the noisiest case; see
+    docs/performance.md): a frame's logit moves by at most 1.65 (99.9% within 0.48), the
+    frames whose class changes led by at most 0.13 in fp32, 48 of 48 strings the same (99.5%
+    of 200 crops). So:
+
+    * every frame where fp32's best class leads the second by more than 3 keeps its class
+      (noise would have to move two logits by about twice the largest change seen, in
+      opposite directions);
+    * at least 45 of the 48 strings are the same (at 1.3% differing, the rate measured on
+      real photographed crops on that CPU, 0.6 would differ).
+
+    Broken quantization (ranges that clip, a saturating layer, a scale off) changes clearly
+    decided frames and strings by the dozen and fails both.
+    """
+    from crnn_onnx.inference.decoder import ctc_greedy_decode
+    from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions
+    from crnn_onnx.inference.preprocess import batch
+    from crnn_onnx.synth.dataset import synth_samples
+    from crnn_onnx.weights import default_model_path
+
+    fp32 = OrtEngine(default_model_path(), OrtOptions(device="cpu"))
+    config = fp32.spec.config
+    crops = [s.image for s in synth_samples(48, seed=2, fonts=dejavu_fonts, realism=0.5,
+                                            backgrounds=background_bank)]
+    x = batch(crops, config)
+    want = fp32.run(x)
+    top2 = np.sort(want, axis=-1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 3.0
+    want_texts = [r.text for r in ctc_greedy_decode(want, config.charset)]
+
+    def check(engine) -> None:  # type: ignore[no-untyped-def]
+        got = engine.run(x)
+        assert got.shape == want.shape and got.dtype == np.float32
+        changed = (got.argmax(-1) != want.argmax(-1)) & clear
+        assert not changed.any(), f"{changed.sum()} of {clear.sum()} clear frames changed class"
+        texts = [r.text for r in ctc_greedy_decode(got, config.charset)]
+        differ = [(a, b) for a, b in zip(want_texts, texts, strict=True) if a != b]
+        assert len(differ) <= 3, f"{len(differ)} of 48 strings differ (fp32, int8): {differ}"
+
+    return check
+
+
 @pytest.fixture
 def bad_model_file(tmp_path: Path, exported_model: Path) -> Callable[[str], Path]:
     """A factory: ``bad_model_file(kind)`` writes one kind of broken model file and returns it.

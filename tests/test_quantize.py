@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -77,16 +78,12 @@ def test_int8_graph_runs_convolutions_and_lstm_in_int8(int8_model: Path) -> None
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
 
 
-def test_int8_logits_follow_fp32(int8_model: Path, exported_model: Path, crops: Path) -> None:
-    fp32 = OrtEngine(exported_model, OrtOptions(device="cpu"))
-    int8 = OrtEngine(int8_model, OrtOptions(device="cpu"))
-    images, _ = calibration_images(fp32.spec.config, crops, count=12)
-    batch = np.stack(images)
-    want, got = fp32.run(batch), int8.run(batch)
-    assert got.shape == want.shape and got.dtype == np.float32
-    # Quantization error is noise on top of the fp32 logits, not a different function.
-    assert np.corrcoef(want.ravel(), got.ravel())[0, 1] > 0.98
-    assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()
+def test_int8_reads_what_fp32_reads(shipped_int8: Callable[[bool], Path],
+                                    assert_reads_like_fp32: Callable[..., None]) -> None:
+    """The shipped model quantized by `quantize` reads word crops on ONNX Runtime as it does
+    in fp32, on any x86 CPU (the bounds, and why, are in conftest's
+    ``assert_reads_like_fp32``)."""
+    assert_reads_like_fp32(OrtEngine(shipped_int8(True), OrtOptions(device="cpu")))
 
 
 def test_int8_model_works_in_predictor(int8_model: Path, crops: Path) -> None:
