@@ -308,3 +308,28 @@ def bad_model_file(tmp_path: Path, exported_model: Path) -> Callable[[str], Path
         return path
 
     return make
+
+
+def draw_word_set(folder: Path, words: list[str], *, seed: int = 0) -> Path:
+    """Word crops drawn with OpenCV's built-in font (no font files needed) and their
+    ``labels.tsv`` in ``folder``; returns ``folder``."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i, word in enumerate(words):
+        crop = np.full((32, 14 + 15 * len(word), 3), int(rng.integers(190, 250)), np.uint8)
+        cv2.putText(crop, word, (4, 23), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (20, 20, 20), 2)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), crop)
+        lines.append(f"{i:03d}.png\t{word}\n")
+    (folder / "labels.tsv").write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def word_set() -> Callable[..., Path]:
+    """``word_set(folder, words)``: draws a labelled set of word crops (see
+    :func:`draw_word_set`)."""
+    return draw_word_set

@@ -72,7 +72,8 @@ class FinetuneResult:
         best_accuracy: validation word accuracy of ``best.pth``; ``start_accuracy`` that of
             the start weights (on the trained charset).
         train_crops, val_crops: crops trained on and validated on.
-        trained_s: training time over all sessions, seconds; ``crops_per_s`` in this session.
+        trained_s: training time over all sessions, seconds.
+        crops_per_s: crops trained on per second in this session, validations included.
         precision: ``bf16`` or ``fp32``.
         interrupted: stopped by request before the schedule ended (``last.pth`` resumes).
     """
@@ -277,8 +278,7 @@ def finetune(settings: FinetuneSettings, *,
     frames = sequence_length(config.width)
     session_start = time.perf_counter()
     window_start, window_crops, window_losses = session_start, 0, []
-    bad_losses, interrupted = 0, False
-    crops_per_s = 0.0
+    bad_losses, interrupted, session_crops = 0, False, 0
     while progress(time.perf_counter() - session_start) < 1.0:
         if should_stop():
             interrupted = True
@@ -297,8 +297,8 @@ def finetune(settings: FinetuneSettings, *,
             if bad_losses >= NAN_PATIENCE:
                 record(event="nan", step=step)
                 raise CRNNError(f"the loss became NaN at step {step} ({NAN_PATIENCE} steps in a "
-                                f"row); lower lr (now {settings.lr:g}); {folder.last} keeps the "
-                                "last good weights")
+                                f"row); lower the learning rate (lr={settings.lr:g}); "
+                                f"{folder.last} keeps the last good weights")
             continue
         bad_losses = 0
         optimiser.zero_grad(set_to_none=True)
@@ -314,6 +314,7 @@ def finetune(settings: FinetuneSettings, *,
                     e.copy_(b)
         step += 1
         window_crops += len(labels)
+        session_crops += len(labels)
         window_losses.append(loss.item())
         now = time.perf_counter()
         crops_per_s = window_crops / max(1e-9, now - window_start)
@@ -336,5 +337,5 @@ def finetune(settings: FinetuneSettings, *,
         record(event="done", step=step, best=best, best_step=best_step)
     log.close()
     return FinetuneResult(folder, config, step, best, start_accuracy, len(train), len(val),
-                          trained_s + session_s, crops_per_s, "bf16" if bf16 else "fp32",
-                          interrupted)
+                          trained_s + session_s, session_crops / max(session_s, 1e-9),
+                          "bf16" if bf16 else "fp32", interrupted)

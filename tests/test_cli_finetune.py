@@ -1,0 +1,135 @@
+"""``crnn-onnx finetune`` from the command line: bad input (one line, exit code, nothing
+written), a charset change carried end to end (export, info, predict, eval --exact), and
+Ctrl-C then the same command resuming the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crnn_onnx.cli import app
+
+torch = pytest.importorskip("torch", reason="needs the train extra (torch)")
+
+runner = CliRunner()
+LOWER = "0123456789abcdefghijklmnopqrstuvwxyz"
+RECEIPT_CHARSET = LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ:."
+QUICK = ["--batch-size", "8", "--replay", "0", "--no-augment", "--precision", "fp32",
+         "--warmup", "0", "--holdout", "0.25", "--threads", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory, word_set) -> Path:
+    return word_set(tmp_path_factory.mktemp("cli") / "set", ["cash", "total", "tax", "net"] * 4)
+
+
+def finetune(*args: str) -> object:
+    return runner.invoke(app, ["finetune", *args])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        # no such data
+        (["{tmp}/missing", "--out", "{tmp}/run", "--steps", "2"], 1, "not found"),
+        # the run folder is a file
+        (["{set}", "--out", "{set}/labels.tsv", "--steps", "2"], 1, "is a file, not a folder"),
+        # a folder holding something else
+        (["{set}", "--out", "{set}", "--steps", "2"], 1, "holds no fine-tuning run"),
+        # labels the charset cannot spell, refused
+        (["{set}", "--out", "{tmp}/run", "--steps", "2", "--charset", "abc",
+          "--outside-charset", "refuse"], 1, "outside the charset"),
+        # a replay share that leaves nothing of the user's data: a usage error
+        (["{set}", "--out", "{tmp}/run", "--replay", "1.5"], 2, "--replay"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(tiny_set: Path, tmp_path: Path, args, code,
+                                                message) -> None:
+    filled = [a.format(tmp=tmp_path, set=tiny_set) for a in args]
+    result = finetune(*QUICK, *filled)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    if code == 1:
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert not (tmp_path / "run").exists()
+
+
+def test_another_run_in_the_folder_is_refused(tiny_set: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"settings": {"lr": 1.0}}))
+    result = finetune(str(tiny_set), "--out", str(run), "--steps", "2", *QUICK)
+    assert result.exit_code == 1
+    assert "holds another run" in result.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+
+
+@pytest.mark.slow
+def test_a_new_charset_goes_through_export_info_predict_and_eval(tmp_path: Path,
+                                                                word_set) -> None:
+    """Case and punctuation learnt on a small set: the exported model's metadata carries the
+    new charset, predict prints its characters, and eval --exact scores them as written."""
+    words = ["CASH", "TOTAL:", "RM12.50", "Net", "TAX", "Qty:2", "PAID.", "Due"] * 3
+    data = word_set(tmp_path / "receipts", words)
+    run = tmp_path / "run"
+    result = finetune(str(data), "--out", str(run), "--steps", "60", "--eval-every", "60",
+                      "--charset", RECEIPT_CHARSET, "--lr", "1e-3", "--export", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert f"exported    {run / 'model.onnx'}" in result.stdout
+    assert f"crnn-onnx eval LABELS --model {run / 'model.onnx'}" in result.stdout
+
+    info = runner.invoke(app, ["info", str(run / "model.onnx"), "--format", "json"])
+    assert info.exit_code == 0, info.output
+    assert "".join(json.loads(info.stdout)["charset"]) == RECEIPT_CHARSET
+
+    read = runner.invoke(app, ["predict", str(data), "--model", str(run / "model.onnx"),
+                               "--format", "jsonl", "--quiet"])
+    assert read.exit_code == 0, read.output
+    records = [json.loads(line) for line in read.stdout.splitlines()]
+    texts = [r["text"] for r in records]
+    assert set("".join(texts)) <= set(RECEIPT_CHARSET)
+    assert set("".join(texts)) & set("ABCDEFGHIJKLMNOPQRSTUVWXYZ:.")  # the new characters
+
+    truth = dict(line.split("\t") for line in (data / "labels.tsv").read_text().splitlines())
+    exact = sum(truth[Path(r["path"]).name] == r["text"] for r in records) / len(records)
+    scored = runner.invoke(app, ["eval", str(data / "labels.tsv"), "--model",
+                                 str(run / "model.onnx"), "--exact", "--format", "json"])
+    assert json.loads(scored.stdout)["word_accuracy"] == pytest.approx(exact)
+    folded = runner.invoke(app, ["eval", str(data / "labels.tsv"), "--model",
+                                 str(run / "model.onnx"), "--format", "json"])
+    assert json.loads(folded.stdout)["word_accuracy"] >= exact
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_run_and_the_same_command_resumes_it(tiny_set: Path,
+                                                              tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "crnn_onnx", "finetune", str(tiny_set), "--out", str(run),
+               "--steps", "30", "--eval-every", "10", *QUICK[:-1], "--batch-size", "4"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    log = run / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and '"event": "start"' in log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "the same command resumes the run" in err
+    stopped = torch.load(run / "last.pth", weights_only=True)["step"]
+    assert 0 <= stopped < 30
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming at step {stopped:,}" in again.stderr
+    assert "trained     30 steps" in again.stdout
+    assert torch.load(run / "last.pth", weights_only=True)["step"] == 30

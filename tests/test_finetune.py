@@ -1,0 +1,158 @@
+"""Fine-tuning as a library: a few seconds of training on tiny drawn sets.
+
+Protects: the loss goes down and the checkpoints load (best.pth with config.yaml, as
+``crnn-onnx export`` reads them); an interrupted run resumed ends with the uninterrupted
+schedule's steps and files; a NaN loss stops the run with one error and keeps the last good
+weights; bad start checkpoints and data are refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs the train extra (torch)")
+
+pytestmark = pytest.mark.slow  # seconds of training each
+
+from crnn_onnx.config import CRNNConfig, load_config  # noqa: E402
+from crnn_onnx.errors import CRNNError  # noqa: E402
+from crnn_onnx.export.checkpoint import load_checkpoint  # noqa: E402
+from crnn_onnx.training.settings import FinetuneSettings  # noqa: E402
+from crnn_onnx.training.trainer import TrainEvent, finetune  # noqa: E402
+
+WORDS = ["cash", "total", "rm12", "tax", "qty", "item", "gst", "paid", "due", "card", "sale",
+         "net"]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory, word_set) -> Path:
+    return word_set(tmp_path_factory.mktemp("tiny") / "set", WORDS * 4)
+
+
+@pytest.fixture(scope="module")
+def random_start(random_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The conftest's random CRNN as an upstream checkpoint (fast to move away from)."""
+    path = tmp_path_factory.mktemp("start") / "start.pth"
+    torch.save({"model": random_model.state_dict(), "epoch": 0}, path)
+    return path
+
+
+def tiny(tiny_set: Path, out: Path, start: Path, **changes) -> FinetuneSettings:
+    values = dict(data=(tiny_set,), out=out, init=start, steps=8, batch_size=8, lr=1e-3,
+                  warmup=0, eval_every=4, replay=0.0, replay_renders=0, augment=False,
+                  holdout=0.25, precision="fp32", threads=2)
+    values.update(changes)
+    return FinetuneSettings(**values)
+
+
+def run_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_training_lowers_the_loss_and_writes_loadable_checkpoints(
+        tiny_set: Path, random_start: Path, tmp_path: Path) -> None:
+    events: list[TrainEvent] = []
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=12),
+                      on_event=events.append)
+    losses = [e.loss for e in events if e.kind == "step"]
+    assert len(losses) == 12 and result.step == 12 and not result.interrupted
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    folder = result.folder
+    assert run_files(folder.root) == {"run.json", "config.yaml", "best.pth", "last.pth",
+                                      "log.jsonl"}
+    config = load_config(folder.config)
+    assert config == CRNNConfig()
+    best = load_checkpoint(folder.best, config)  # upstream format, as export reads it
+    assert isinstance(best, torch.nn.Module)
+    state = torch.load(folder.last, map_location="cpu", weights_only=True)
+    assert state["step"] == 12 and "optimizer" in state
+    log = [json.loads(line) for line in folder.log.read_text().splitlines()]
+    assert log[0]["event"] == "start" and log[-1]["event"] == "done"
+    assert [e["step"] for e in log if e.get("event") == "eval"] == [4, 8, 12]
+
+
+def test_resume_after_a_stop_ends_like_the_uninterrupted_run(
+        tiny_set: Path, random_start: Path, tmp_path: Path) -> None:
+    whole = finetune(tiny(tiny_set, tmp_path / "whole", random_start))
+    settings = tiny(tiny_set, tmp_path / "split", random_start)
+    steps: list[int] = []
+    first = finetune(settings, on_event=lambda e: steps.append(e.step) if e.kind == "step"
+                     else None, should_stop=lambda: len(steps) >= 3)
+    assert first.interrupted and first.step == 3
+    assert torch.load(settings.out / "last.pth", weights_only=True)["step"] == 3
+    second = finetune(settings)
+    assert not second.interrupted
+    assert second.step == whole.step == 8
+    assert run_files(settings.out) == run_files(whole.folder.root)
+    log = [json.loads(line) for line in (settings.out / "log.jsonl").read_text().splitlines()]
+    assert [e.get("event") for e in log if "event" in e] == [
+        "start", "interrupted", "resume", "eval", "eval", "done"]
+    # A complete run asked again trains nothing and changes nothing.
+    before = (settings.out / "best.pth").stat().st_mtime_ns
+    assert finetune(settings).step == 8
+    assert (settings.out / "best.pth").stat().st_mtime_ns == before
+
+
+def test_nan_loss_stops_with_one_error_and_keeps_the_last_good_weights(
+        tiny_set: Path, random_start: Path, tmp_path: Path, monkeypatch) -> None:
+    import crnn_onnx.training.trainer as trainer
+
+    real_ctc = trainer.F.ctc_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real_ctc(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > 4 else loss
+
+    monkeypatch.setattr(trainer.F, "ctc_loss", poisoned)
+    settings = tiny(tiny_set, tmp_path / "run", random_start, steps=20)
+    with pytest.raises(CRNNError, match=r"loss became NaN at step 4.*lower the learning rate"):
+        finetune(settings)
+    state = torch.load(settings.out / "last.pth", weights_only=True)
+    assert state["step"] == 4
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        # a checkpoint of another architecture
+        (lambda tmp, draw: (torch.save({"model": {"fc.weight": torch.zeros(3, 3)}},
+                                        tmp / "x.pth"), {"init": tmp / "x.pth"})[1],
+         "does not match the CRNN architecture"),
+        # a charset the start checkpoint was not trained with, without charset=
+        (lambda tmp, draw: ((tmp / "c.yaml").write_text("charset: 'abc'\n"),
+                             {"init_config": tmp / "c.yaml"})[1],
+         "has 37 classes but the charset gives 4"),
+        # data that is not there
+        (lambda tmp, draw: {"data": (tmp / "missing",)}, "not found"),
+        # labels with characters outside the charset, refused
+        (lambda tmp, draw: {"data": (draw(tmp / "punct", ["a:b", "c"] * 8),),
+                             "outside_charset": "refuse"}, "8 of 16 labels"),
+        # one crop: nothing to hold out
+        (lambda tmp, draw: {"data": (draw(tmp / "one", ["solo"]),)}, "too little data"),
+        # labels with nothing the model can read
+        (lambda tmp, draw: {"data": (draw(tmp / "none", ["***"] * 4),)},
+         "no usable crops"),
+        # precision the CPU cannot compute natively (skipped where it can)
+        (lambda tmp, draw: {"precision": "bf16"}, "needs a CPU with"),
+    ],
+)
+def test_bad_inputs_are_refused_before_anything_is_written(
+        tiny_set: Path, random_start: Path, tmp_path: Path, word_set, make, message) -> None:
+    from crnn_onnx.training.precision import _native_bf16
+
+    changes = make(tmp_path, word_set)
+    if changes.get("precision") == "bf16" and _native_bf16():
+        changes["precision"] = "fp32"
+        changes["data"] = (tmp_path / "absent",)
+        message = "not found"
+    settings = tiny(tiny_set, tmp_path / "run", random_start, **changes)
+    with pytest.raises(CRNNError, match=message):
+        finetune(settings)
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,115 @@
+"""The parts of fine-tuning that need no training: label fitting, charset growth, the
+hold-out split, settings and the run folder's guard (quick)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crnn_onnx.errors import CRNNError
+from crnn_onnx.training.data import holdout_split
+from crnn_onnx.training.labels import fit_labels
+from crnn_onnx.training.run_folder import check_run_folder
+from crnn_onnx.training.settings import FinetuneSettings
+
+LOWER = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected", "affected"),
+    [
+        ("drop", ["tel073507405", "receipt", None], 2),   # ':' '-' removed; '***' leaves nothing
+        ("skip", [None, "receipt", None], 2),             # crops with outside characters left out
+    ],
+)
+def test_labels_fold_case_then_apply_the_policy(policy, expected, affected) -> None:
+    fit = fit_labels(["TEL:07-3507405", "RECEIPT", "***"], LOWER, policy)
+    assert fit.labels == expected
+    assert fit.crops_affected == affected
+    assert fit.outside == {"*": 3, ":": 1, "-": 1}
+
+
+def test_labels_outside_the_charset_refused_with_counts() -> None:
+    with pytest.raises(CRNNError, match=r"2 of 3 labels hold characters outside.*'\*' 3"):
+        fit_labels(["TEL:07", "ok", "***"], LOWER, "refuse")
+
+
+def test_labels_keep_case_for_a_cased_charset() -> None:
+    fit = fit_labels(["RM12.50", "Total"], LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ.", "drop")
+    assert fit.labels == ["RM12.50", "Total"]
+    assert not fit.outside
+
+
+def test_charset_growth_keeps_the_old_rows(random_model) -> None:
+    import torch
+
+    from crnn_onnx.training.charset import with_charset
+
+    new = "AB" + LOWER[::-1] + ":"  # reordered, with three new characters
+    grown, fresh = with_charset(random_model, LOWER, new)
+    assert fresh == ["A", "B", ":"]
+    old_w, new_w = random_model.head.fc.weight, grown.head.fc.weight
+    assert torch.equal(new_w[0], old_w[0])  # the blank
+    for i, ch in enumerate(new, start=1):
+        if ch in LOWER:
+            assert torch.equal(new_w[i], old_w[LOWER.index(ch) + 1]), ch
+            assert grown.head.fc.bias[i] == random_model.head.fc.bias[LOWER.index(ch) + 1]
+    # The rest of the network is the same, and a new class starts below every old one.
+    x = torch.randn(2, 3, 32, 100)
+    with torch.no_grad():
+        before, after = random_model(x), grown.eval()(x)
+    index = [new.index(ch) + 1 for ch in LOWER]
+    assert torch.allclose(after[..., index], before[..., 1:], atol=1e-5)
+    assert (grown.head.fc.bias[[1, 2, len(new)]] < random_model.head.fc.bias.min()).all()
+
+
+def test_holdout_split_is_deterministic_and_keeps_groups_whole() -> None:
+    names = [f"{r:03d}_{i:03d}.png" for r in range(40) for i in range(5)]
+    groups = {name: name[:3] for name in names}
+    train, val = holdout_split(names, 0.1, groups=groups)
+    assert (train, val) == holdout_split(list(names), 0.1, groups=groups)
+    assert len(val) == 20 and sorted(train + val) == list(range(200))
+    held = {names[i][:3] for i in val}
+    assert held.isdisjoint(names[i][:3] for i in train)
+
+
+def test_holdout_split_refuses_too_little_data() -> None:
+    with pytest.raises(CRNNError, match="too little data to hold some out"):
+        holdout_split(["only.png"], 0.05)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"steps": None},                  # no budget
+        {"minutes": 1.0},                 # two budgets
+        {"replay": 1.0},                  # nothing left of the user's data
+        {"charset": "aa"},                # a duplicate character
+        {"data": ()},                     # nothing to train on
+    ],
+)
+def test_settings_refuse_bad_values(tmp_path: Path, changes) -> None:
+    values = {"data": (tmp_path,), "out": tmp_path / "run", "steps": 10, **changes}
+    with pytest.raises(CRNNError):
+        FinetuneSettings(**values)
+
+
+def test_run_folder_refuses_another_run_and_stray_files(tmp_path: Path) -> None:
+    identity = FinetuneSettings(data=(tmp_path,), out=tmp_path / "run", steps=10).identity()
+    run = tmp_path / "run"
+    assert check_run_folder(run, identity) is False  # new
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"settings": {**identity, "lr": 1.0}}))
+    with pytest.raises(CRNNError, match=r"holds another run \(its lr differ"):
+        check_run_folder(run, identity)
+    (run / "run.json").write_text(json.dumps({"settings": identity}))
+    assert check_run_folder(run, identity) is True  # the same run: resume
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(CRNNError, match="not empty and holds no fine-tuning run"):
+        check_run_folder(other, identity)
+    with pytest.raises(CRNNError, match="is a file"):
+        check_run_folder(other / "notes.txt", identity)
