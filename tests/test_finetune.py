@@ -156,3 +156,10 @@ def test_bad_inputs_are_refused_before_anything_is_written(
     with pytest.raises(CRNNError, match=message):
         finetune(settings)
     assert not (tmp_path / "run").exists()
+
+
+def test_from_scratch_starts_from_random_weights(tiny_set: Path, tmp_path: Path) -> None:
+    result = finetune(tiny(tiny_set, tmp_path / "run", None, from_scratch=True, steps=2,
+                           eval_every=2))
+    assert result.step == 2 and result.start_accuracy == 0.0
+    assert load_checkpoint(result.folder.best, CRNNConfig()) is not None

@@ -88,6 +88,7 @@ def test_holdout_split_refuses_too_little_data() -> None:
         {"replay": 1.0},                  # nothing left of the user's data
         {"charset": "aa"},                # a duplicate character
         {"data": ()},                     # nothing to train on
+        {"init": Path("a.pth"), "from_scratch": True},  # two starting points
     ],
 )
 def test_settings_refuse_bad_values(tmp_path: Path, changes) -> None:

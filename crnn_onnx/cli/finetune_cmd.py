@@ -88,6 +88,9 @@ def finetune(
     init: Annotated[
         Path | None, typer.Option("--init", help="Checkpoint to start from (upstream format); "
                                   "default: the shipped model's.")] = None,
+    from_scratch: Annotated[
+        bool, typer.Option("--from-scratch", help="Start from random weights instead of a "
+                           "checkpoint (training a new model, hours on a CPU).")] = False,
     init_config: Annotated[
         Path | None, typer.Option("--init-config", help="Its YAML config (charset); default: "
                                   "the .yaml beside --init, else the built-in one.")] = None,
@@ -164,7 +167,8 @@ def finetune(
             torch.set_num_threads(threads)
         torch.set_flush_denormal(True)  # denormal floats slow CPU kernels many times over
         settings = FinetuneSettings(
-            data=tuple(data), out=out, init=init, init_config=init_config, charset=charset,
+            data=tuple(data), out=out, init=init, from_scratch=from_scratch,
+            init_config=init_config, charset=charset,
             outside_charset=outside_charset, val=tuple(val or ()), holdout=holdout,
             groups=groups, steps=steps, minutes=minutes if minutes or steps else 30.0,
             batch_size=batch_size, lr=lr, warmup=warmup, ema=ema, augment=augment,

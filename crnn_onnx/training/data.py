@@ -1,7 +1,9 @@
 """Labelled crops for training, in memory: read, fitted to the charset, split, drawn.
 
 Sets are those evaluation reads (:func:`crnn_onnx.evaluation.datasets.read_labelled_set`: a
-``labels.tsv`` or its folder, an LMDB folder). Images are decoded once and kept as uint8 BGR
+``labels.tsv`` or its folder, an LMDB folder), and folders of pre-rendered shards
+(``scripts/render_pool.py``: ``.npz`` files of fitted ``images`` and their ``labels``), for
+replaying large rendered pools. Images are decoded once and kept as uint8 BGR
 crops at their own size; :meth:`CropSet.draw` augments a random few afresh each time and fits
 them to the model's canvas. :func:`holdout_split` carves a deterministic validation split
 out of the data by groups (a receipt, a photo), so crops of one source never sit on both
@@ -108,7 +110,8 @@ def read_crops(sources: Sequence[str | Path], charset: Sequence[str], policy: Ou
     """Read and decode labelled sets, fitting their labels to ``charset``.
 
     Args:
-        sources: ``labels.tsv`` files, folders holding one, or LMDB folders.
+        sources: ``labels.tsv`` files, folders holding one, LMDB folders, or folders of
+            ``.npz`` shards.
         charset: the model's characters.
         policy: what to do with characters outside the charset (see
             :mod:`crnn_onnx.training.labels`).
@@ -119,10 +122,20 @@ def read_crops(sources: Sequence[str | Path], charset: Sequence[str], policy: Ou
         CRNNError: a source is missing or unreadable, or the policy refuses a label.
     """
     items: list[LabelledImage] = []
+    decoded: dict[int, np.ndarray] = {}  # item index -> already decoded image (shards)
     for source in sources:
         path = Path(source)
+        shards = sorted(path.glob("*.npz")) if path.is_dir() else []
         if path.is_dir() and (path / "labels.tsv").is_file():
             path = path / "labels.tsv"
+        elif shards:
+            for shard in shards:
+                with np.load(shard) as content:
+                    for i, (image, label) in enumerate(
+                            zip(content["images"], content["labels"], strict=True)):
+                        decoded[len(items)] = image
+                        items.append(LabelledImage(shard / str(i), str(label)))
+            continue
         elif not path.exists():
             raise CRNNError(f"training data {str(source)!r} not found")
         items += read_labelled_set(path)
@@ -130,13 +143,13 @@ def read_crops(sources: Sequence[str | Path], charset: Sequence[str], policy: Ou
                      source=f"labels in {', '.join(map(str, sources))}")
     crops = CropSet([], [], [])
     unreadable = too_long = 0
-    for item, label in zip(items, fit.labels, strict=True):
+    for index, (item, label) in enumerate(zip(items, fit.labels, strict=True)):
         if label is None:
             continue
         if len(label) > max_label:
             too_long += 1
             continue
-        image = _decode(item)
+        image = decoded[index] if index in decoded else _decode(item)
         if image is None:
             unreadable += 1
             continue

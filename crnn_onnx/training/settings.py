@@ -30,6 +30,7 @@ class FinetuneSettings:
         data: labelled sets of the user's domain (``labels.tsv`` files or folders, LMDB).
         out: the run folder.
         init: checkpoint to start from; ``None``: the shipped model's.
+        from_scratch: start from random weights instead (``init`` must be ``None``).
         init_config: YAML config of ``init`` (its charset); ``None``: ``init``'s ``.yaml``
             sibling when there is one, else the built-in default.
         charset: the charset to train for; ``None`` keeps ``init``'s. Known characters keep
@@ -60,6 +61,7 @@ class FinetuneSettings:
     data: tuple[Path, ...]
     out: Path
     init: Path | None = None
+    from_scratch: bool = False
     init_config: Path | None = None
     charset: str | None = None
     outside_charset: OutsidePolicy = "drop"
@@ -109,6 +111,8 @@ class FinetuneSettings:
             raise CRNNError("charset is empty")
         if self.charset is not None and len(set(self.charset)) != len(self.charset):
             raise CRNNError("charset holds a character twice")
+        if self.from_scratch and self.init is not None:
+            raise CRNNError("give init= or from_scratch=True, not both")
         if self.threads is not None and self.threads < 1:
             raise CRNNError(f"threads must be at least 1, got {self.threads}")
 

@@ -174,7 +174,11 @@ def finetune(settings: FinetuneSettings, *,
     resuming = check_run_folder(folder.root, settings.identity())
     bf16 = resolve_precision(settings.precision)
     init, start_config = _start_config(settings)
-    model = load_checkpoint(init, start_config)
+    if settings.from_scratch:
+        torch.manual_seed(settings.seed)
+        model = CRNN(start_config.num_classes)
+    else:
+        model = load_checkpoint(init, start_config)
     config = start_config
     if settings.charset is not None and tuple(settings.charset) != start_config.charset:
         config = start_config.replace(charset=tuple(settings.charset))
