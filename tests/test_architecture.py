@@ -34,12 +34,14 @@ ALLOWED = {
     "perf": {"perf", "inference", "export", "synth"},
     "scale": {"scale", "inference"},
     "synth": {"synth"},
-    "training": {"training", "synth", "inference"},
+    # Training fine-tunes the export package's model and reads evaluation's labelled sets.
+    "training": {"training", "synth", "inference", "export", "evaluation"},
     "inspection": {"inspection"},
 }
 MAX_LINES = 300
 
 
+@cache
 def _modules() -> dict[str, Path]:
     return {
         ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path

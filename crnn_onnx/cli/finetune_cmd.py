@@ -155,17 +155,12 @@ def finetune(
 ) -> None:
     """Fine-tune a model on your own labelled crops (CPU), resumably; optionally export it."""
     with errors_to_exit():
-        from crnn_onnx.extras import require
+        from crnn_onnx.training import require_training_dependencies
 
-        require("torch", extra="train", purpose="finetune")
-        import torch
-
+        require_training_dependencies()
         from crnn_onnx.training.settings import FinetuneSettings
         from crnn_onnx.training.trainer import finetune as run_finetune
 
-        if threads is not None:
-            torch.set_num_threads(threads)
-        torch.set_flush_denormal(True)  # denormal floats slow CPU kernels many times over
         settings = FinetuneSettings(
             data=tuple(data), out=out, init=init, from_scratch=from_scratch,
             init_config=init_config, charset=charset,

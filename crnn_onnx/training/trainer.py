@@ -20,25 +20,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crnn_onnx.config import CRNNConfig, load_config
+from crnn_onnx.config import CRNNConfig
 from crnn_onnx.contract import sequence_length
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.export.checkpoint import load_checkpoint, save_checkpoint
-from crnn_onnx.export.model import CRNN
-from crnn_onnx.inference.decoder import ctc_greedy_decode
-from crnn_onnx.training.charset import with_charset
-from crnn_onnx.training.data import CropSet, holdout_split, read_crops, read_groups
-from crnn_onnx.training.precision import resolve_precision
-from crnn_onnx.training.replay import mix, render_replay
+from crnn_onnx.export.checkpoint import save_checkpoint
+from crnn_onnx.training.batches import accuracy, forward, to_tensor
+from crnn_onnx.training.inputs import prepare_inputs
+from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
 from crnn_onnx.training.settings import FinetuneSettings
-from crnn_onnx.weights import default_model_path
 
 __all__ = ["FinetuneResult", "TrainEvent", "finetune"]
 
@@ -91,65 +86,10 @@ class FinetuneResult:
     interrupted: bool
 
 
-def _start_config(settings: FinetuneSettings) -> tuple[Path, CRNNConfig]:
-    init = settings.init or default_model_path().with_suffix(".pth")
-    config_path = settings.init_config
-    if config_path is None and init.with_suffix(".yaml").is_file():
-        config_path = init.with_suffix(".yaml")
-    return init, load_config(config_path)
-
-
-def _normalise(batch: np.ndarray, config: CRNNConfig) -> torch.Tensor:
-    """(N, 32, W, 3) uint8 BGR -> (N, 3, 32, W) float32, the model's normalisation,
-    channels-last in memory (oneDNN's fastest layout for the convolutions)."""
-    x = torch.from_numpy(batch).float()
-    if config.bgr_to_rgb:
-        x = x.flip(-1)
-    mean = torch.tensor(config.mean) * 255
-    std = torch.tensor(config.std) * 255
-    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-
-
-def _forward(model: CRNN, x: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """(N, 3, 32, W) -> (T, N, C) float32 logits; the backbone in bf16 autocast when asked."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        feats = model.feat_extract(x)
-    return model.head(model.neck(feats.float()))
-
-
-@torch.no_grad()
-def _accuracy(model: CRNN, images: np.ndarray, labels: list[str], config: CRNNConfig) -> float:
-    """Word accuracy (exact match on the charset) of greedy readings of (N, 32, W, 3) crops."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, len(labels), 256):
-        logits = model(_normalise(images[i:i + 256], config)).numpy()
-        texts = [d.text for d in ctc_greedy_decode(logits, config.charset)]
-        correct += sum(t == y for t, y in zip(texts, labels[i:i + 256], strict=True))
-    model.train(was_training)
-    return correct / max(1, len(labels))
-
-
 def _lr_at(step: int, progress: float, settings: FinetuneSettings) -> float:
     if step < settings.warmup:
         return settings.lr * (step + 1) / settings.warmup
     return settings.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def _split(settings: FinetuneSettings, crops: CropSet, charset: tuple[str, ...],
-           max_label: int, note: Callable[[str], None]) -> tuple[CropSet, CropSet]:
-    """(train, validation): the validation sets, or a hold-out of the data."""
-    if settings.val:
-        val, _ = read_crops(settings.val, charset, "drop", max_label=max_label)
-        note(f"validation: {len(val):,} crops from {', '.join(map(str, settings.val))}")
-        return crops, val
-    groups = read_groups(settings.groups) if settings.groups else None
-    train_idx, val_idx = holdout_split(crops.names, settings.holdout, groups=groups)
-    how = f"whole groups of {settings.groups}" if groups else "blocks of 40 consecutive files"
-    note(f"validation: {len(val_idx):,} crops held out of the data ({settings.holdout:.0%}, "
-         f"by {how}; the same on every run)")
-    return crops.subset(train_idx), crops.subset(val_idx)
 
 
 def finetune(settings: FinetuneSettings, *,
@@ -170,51 +110,15 @@ def finetune(settings: FinetuneSettings, *,
     def note(message: str) -> None:
         on_event(TrainEvent("note", message=message))
 
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    torch.set_flush_denormal(True)  # denormal floats slow CPU kernels many times over
     folder = RunFolder(settings.out)
     resuming = check_run_folder(folder.root, settings.identity())
-    bf16 = resolve_precision(settings.precision)
-    init, start_config = _start_config(settings)
-    if settings.from_scratch:
-        torch.manual_seed(settings.seed)
-        model = CRNN(start_config.num_classes)
-    else:
-        model = load_checkpoint(init, start_config)
-    config = start_config
-    if settings.charset is not None and tuple(settings.charset) != start_config.charset:
-        config = start_config.replace(charset=tuple(settings.charset))
-        model, fresh = with_charset(model, start_config.charset, config.charset,
-                                    seed=settings.seed)
-        note(f"charset: {len(config.charset)} characters; {len(fresh)} new start fresh "
-             f"({''.join(fresh)!r}), the rest keep their classifier rows")
-    max_label = sequence_length(config.width) - 2
-    crops, report = read_crops(settings.data, config.charset, settings.outside_charset,
-                               max_label=max_label)
-    note(f"data: {report.kept:,} of {report.labelled:,} crops kept"
-         + (f"; {report.unreadable:,} unreadable" if report.unreadable else "")
-         + (f"; {report.too_long:,} labels longer than {max_label}" if report.too_long else "")
-         + (f"; {report.fit.emptied:,} labels without a character of the charset"
-            if report.fit.emptied else ""))
-    if report.fit.crops_affected:
-        action = {"drop": "removed from their labels", "skip": "those crops left out"}[
-            settings.outside_charset]
-        note(f"{report.fit.crops_affected:,} labels hold characters outside the charset "
-             f"({report.fit.summary()}): {action}")
-    if not len(crops):
-        raise CRNNError(f"no usable crops in {', '.join(map(str, settings.data))}")
-    train, val = _split(settings, crops, config.charset, max_label, note)
-    if not len(train) or not len(val):
-        raise CRNNError(f"{len(crops)} crops are too few to train on and validate with; "
-                        "give more data or a validation set")
-    replay = CropSet([], [], [])
-    if settings.replay and settings.replay_renders:
-        replay += render_replay(settings.replay_renders, config.charset, seed=settings.seed)
-    if settings.replay and settings.replay_data:
-        general, _ = read_crops(settings.replay_data, config.charset, "drop",
-                                max_label=max_label)
-        replay += general
-    if settings.replay:
-        note(f"replay: {settings.replay:.0%} of every batch from {len(replay):,} general crops")
-    note(f"precision: {'bf16 (this CPU computes it natively)' if bf16 else 'fp32'}")
+    inputs = prepare_inputs(settings, note)
+    model, config, train, val, replay = (inputs.model, inputs.config, inputs.train,
+                                         inputs.val, inputs.replay)
+    bf16 = inputs.bf16
     val_images = val.fitted(config)
 
     folder.root.mkdir(parents=True, exist_ok=True)
@@ -225,7 +129,7 @@ def finetune(settings: FinetuneSettings, *,
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
     step, trained_s, best, best_step = 0, 0.0, -1.0, 0
-    start_accuracy = _accuracy(model, val_images, val.labels, config)
+    start_accuracy = accuracy(model, val_images, val.labels, config)
     if resuming and folder.last.is_file():
         state = torch.load(folder.last, map_location="cpu", weights_only=True)
         model.load_state_dict(state["train_model"])
@@ -254,9 +158,9 @@ def finetune(settings: FinetuneSettings, *,
 
     def checkpoint(session_s: float) -> None:
         nonlocal best, best_step
-        scores = {"ema": _accuracy(ema, val_images, val.labels, config)}
+        scores = {"ema": accuracy(ema, val_images, val.labels, config)}
         if ema is not model:
-            scores["raw"] = _accuracy(model, val_images, val.labels, config)
+            scores["raw"] = accuracy(model, val_images, val.labels, config)
         which = max(scores, key=lambda k: scores[k])
         if scores[which] > best or not folder.best.is_file():
             best, best_step = max(best, scores[which]), step
@@ -293,7 +197,7 @@ def finetune(settings: FinetuneSettings, *,
         images, labels = mix(train, replay, settings.batch_size, settings.replay, rng, config,
                              augment=settings.augment)
         targets = torch.tensor([config.charset.index(c) + 1 for y in labels for c in y])
-        log_probs = F.log_softmax(_forward(model, _normalise(images, config), bf16), dim=2)
+        log_probs = F.log_softmax(forward(model, to_tensor(images, config), bf16), dim=2)
         loss = F.ctc_loss(log_probs, targets, torch.full((len(labels),), frames),
                           torch.tensor([len(y) for y in labels]), blank=0, zero_infinity=True)
         if not torch.isfinite(loss):

@@ -1,0 +1,44 @@
+"""A CRNN on batches of fitted crops: the input tensor, the forward pass, word accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.export.model import CRNN
+from crnn_onnx.inference.decoder import ctc_greedy_decode
+
+__all__ = ["accuracy", "forward", "to_tensor"]
+
+
+def to_tensor(batch: np.ndarray, config: CRNNConfig) -> torch.Tensor:
+    """(N, 32, W, 3) uint8 BGR -> (N, 3, 32, W) float32, the model's normalisation,
+    channels-last in memory (oneDNN's fastest layout for the convolutions)."""
+    x = torch.from_numpy(batch).float()
+    if config.bgr_to_rgb:
+        x = x.flip(-1)
+    mean = torch.tensor(config.mean) * 255
+    std = torch.tensor(config.std) * 255
+    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+def forward(model: CRNN, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """(N, 3, 32, W) -> (T, N, C) float32 logits; the backbone in bf16 autocast when asked."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        feats = model.feat_extract(x)
+    return model.head(model.neck(feats.float()))
+
+
+@torch.no_grad()
+def accuracy(model: CRNN, images: np.ndarray, labels: list[str], config: CRNNConfig) -> float:
+    """Word accuracy (exact match on the charset) of greedy readings of (N, 32, W, 3) crops."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(labels), 256):
+        logits = model(to_tensor(images[i:i + 256], config)).numpy()
+        texts = [d.text for d in ctc_greedy_decode(logits, config.charset)]
+        correct += sum(t == y for t, y in zip(texts, labels[i:i + 256], strict=True))
+    model.train(was_training)
+    return correct / max(1, len(labels))
