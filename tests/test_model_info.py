@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -78,25 +80,10 @@ def test_fp16_export_is_fp16_with_or_without_metadata(upstream_checkpoint: Path,
     assert (bare.precision, bare.charset, bare.metadata) == ("fp16", None, {})
 
 
-def write_crops(folder: Path, count: int) -> Path:
-    """Dark strokes on light backgrounds: enough for a calibration run."""
-    rng = np.random.default_rng(0)
-    folder.mkdir()
-    for i in range(count):
-        image = np.full((32, 100, 3), int(rng.integers(180, 255)), np.uint8)
-        for x in rng.integers(4, 90, size=5):
-            cv2.line(image, (int(x), 4), (int(x) + 3, 28), (20, 20, 20), 2)
-        cv2.imwrite(str(folder / f"{i}.png"), image)
-    return folder
-
-
-def test_int8_model_is_int8_with_its_quantization(exported_model: Path, tmp_path: Path) -> None:
+def test_int8_model_is_int8_with_its_quantization(shipped_int8: Callable[[bool], Any],
+                                                  tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="quantize needs onnxruntime (the cpu extra)")
-    from crnn_onnx.perf.quantize import quantize_model
-
-    crops = write_crops(tmp_path / "crops", 5)
-    path = quantize_model(exported_model, tmp_path / "m.int8.onnx", calibration=crops,
-                          count=5).output
+    path = shipped_int8(True).output  # the shipped model quantized (conftest)
     info = read_model_info(path)
     assert info.precision == "int8" and info.charset == DIGITS_AND_LETTERS
     assert info.quantization == json.loads(info.metadata[QUANTIZATION_KEY])

@@ -23,7 +23,8 @@ from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions  # noq
 from crnn_onnx.inference.options import PredictorOptions  # noqa: E402
 from crnn_onnx.inference.predictor import Predictor  # noqa: E402
 from crnn_onnx.perf.calibration import calibration_images  # noqa: E402
-from crnn_onnx.perf.quantize import default_output, quantize_model  # noqa: E402
+from crnn_onnx.perf.quantize import QuantizeReport, default_output, quantize_model  # noqa: E402
+from crnn_onnx.weights import default_model_path  # noqa: E402
 
 runner = CliRunner()
 
@@ -48,15 +49,14 @@ def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def int8_model(exported_model: Path, crops: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Path:
-    out = tmp_path_factory.mktemp("int8") / "crnn.int8.onnx"
-    report = quantize_model(exported_model, out, calibration=crops, count=10)
-    assert report.output == out and out.is_file()
+def int8_model(shipped_int8: Callable[[bool], QuantizeReport]) -> Path:
+    """The shipped model quantized (conftest), its report checked."""
+    report = shipped_int8(True)
+    assert report.output.is_file() and report.source == default_model_path()
     assert (report.calibration_images, report.check_images) == (8, 2)
     assert 0.0 <= report.agreement <= 1.0
     assert report.size_bytes < report.source_bytes / 2  # int8 weights: a quarter, about
-    return out
+    return report.output
 
 
 def test_int8_model_keeps_input_output_and_metadata(int8_model: Path, exported_model: Path
@@ -78,12 +78,12 @@ def test_int8_graph_runs_convolutions_and_lstm_in_int8(int8_model: Path) -> None
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
 
 
-def test_int8_reads_what_fp32_reads(shipped_int8: Callable[[bool], Path],
+def test_int8_reads_what_fp32_reads(int8_model: Path,
                                     assert_reads_like_fp32: Callable[..., None]) -> None:
     """The shipped model quantized by `quantize` reads word crops on ONNX Runtime as it does
     in fp32, on any x86 CPU (the bounds, and why, are in conftest's
     ``assert_reads_like_fp32``)."""
-    assert_reads_like_fp32(OrtEngine(shipped_int8(True), OrtOptions(device="cpu")))
+    assert_reads_like_fp32(OrtEngine(int8_model, OrtOptions(device="cpu")))
 
 
 def test_int8_model_works_in_predictor(int8_model: Path, crops: Path) -> None:
