@@ -163,3 +163,15 @@ def test_from_scratch_starts_from_random_weights(tiny_set: Path, tmp_path: Path)
                            eval_every=2))
     assert result.step == 2 and result.start_accuracy == 0.0
     assert load_checkpoint(result.folder.best, CRNNConfig()) is not None
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_batchnorm_statistics_stay_the_start_weights_unless_asked(
+        tiny_set: Path, random_start: Path, tmp_path: Path, frozen: bool) -> None:
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=2, eval_every=2,
+                           frozen_norm=frozen))
+    start = torch.load(random_start, weights_only=True)["model"]
+    trained = torch.load(result.folder.last, weights_only=True)["train_model"]
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert len(stats) == 6
+    assert all(torch.equal(start[k], trained[k]) for k in stats) == frozen

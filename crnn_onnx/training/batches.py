@@ -1,4 +1,5 @@
-"""A CRNN on batches of fitted crops: the input tensor, the forward pass, word accuracy."""
+"""A CRNN on batches of fitted crops: the input tensor, the training mode, the forward pass,
+word accuracy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.export.model import CRNN
 from crnn_onnx.inference.decoder import ctc_greedy_decode
 
-__all__ = ["accuracy", "forward", "to_tensor"]
+__all__ = ["accuracy", "forward", "to_tensor", "training_mode"]
 
 
 def to_tensor(batch: np.ndarray, config: CRNNConfig) -> torch.Tensor:
@@ -30,15 +31,25 @@ def forward(model: CRNN, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     return model.head(model.neck(feats.float()))
 
 
+def training_mode(model: CRNN, *, frozen_norm: bool) -> None:
+    """Put ``model`` in training mode; with ``frozen_norm`` its BatchNorm layers stay in eval
+    mode, normalising with the statistics the start weights learnt on general data instead of
+    drifting to the new domain's (which made a model fine-tuned on receipts forget photos)."""
+    model.train()
+    if frozen_norm:
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+
+
 @torch.no_grad()
 def accuracy(model: CRNN, images: np.ndarray, labels: list[str], config: CRNNConfig) -> float:
-    """Word accuracy (exact match on the charset) of greedy readings of (N, 32, W, 3) crops."""
-    was_training = model.training
+    """Word accuracy (exact match on the charset) of greedy readings of (N, 32, W, 3) crops;
+    leaves ``model`` in eval mode."""
     model.eval()
     correct = 0
     for i in range(0, len(labels), 256):
         logits = model(to_tensor(images[i:i + 256], config)).numpy()
         texts = [d.text for d in ctc_greedy_decode(logits, config.charset)]
         correct += sum(t == y for t, y in zip(texts, labels[i:i + 256], strict=True))
-    model.train(was_training)
     return correct / max(1, len(labels))

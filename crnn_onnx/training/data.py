@@ -83,13 +83,13 @@ class CropSet:
             return np.empty((0, config.height, config.width, 3), np.uint8)
         return np.stack([resize_and_pad(image, config) for image in self.images])
 
-    def draw(self, n: int, rng: random.Random, config: CRNNConfig, *, augment: bool
+    def draw(self, n: int, rng: random.Random, config: CRNNConfig, *, augment: float
              ) -> tuple[np.ndarray, list[str]]:
-        """``n`` crops drawn at random (with replacement), augmented when asked, fitted:
-        (n, 32, W, 3) uint8 BGR and their labels."""
+        """``n`` crops drawn at random (with replacement), each augmented with probability
+        ``augment``, fitted: (n, 32, W, 3) uint8 BGR and their labels."""
         picks = [rng.randrange(len(self.labels)) for _ in range(n)]
-        images = [augment_crop(self.images[i], rng) if augment else self.images[i]
-                  for i in picks]
+        images = [augment_crop(self.images[i], rng) if rng.random() < augment
+                  else self.images[i] for i in picks]
         if not images:
             return np.empty((0, config.height, config.width, 3), np.uint8), []
         return (np.stack([resize_and_pad(image, config) for image in images]),

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: Share of the renders drawn as photographed scenes, when background images are installed.
 SCENE_SHARE = 0.3
+#: Share of the domain's crops augmented when augmentation is on.
+DOMAIN_AUGMENT = 0.5
 
 
 def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
@@ -59,11 +61,13 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
 def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
         config: CRNNConfig, *, augment: bool) -> tuple[np.ndarray, list[str]]:
     """One batch of ``n`` crops: ``round(n * share)`` from ``replay`` (always augmented), the
-    rest from ``domain`` (augmented when asked): (n, 32, W, 3) uint8 BGR and labels."""
+    rest from ``domain`` (half of them augmented when asked, so the model also sees the
+    domain's crops as they come): (n, 32, W, 3) uint8 BGR and labels."""
     n_replay = round(n * share) if len(replay) else 0
-    images, labels = domain.draw(n - n_replay, rng, config, augment=augment)
+    images, labels = domain.draw(n - n_replay, rng, config,
+                                 augment=DOMAIN_AUGMENT if augment else 0.0)
     if n_replay:
-        more, more_labels = replay.draw(n_replay, rng, config, augment=True)
+        more, more_labels = replay.draw(n_replay, rng, config, augment=1.0)
         images = np.concatenate([images, more])
         labels = labels + more_labels
     return images, labels

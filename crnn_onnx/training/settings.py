@@ -48,7 +48,10 @@ class FinetuneSettings:
         warmup: warm-up steps.
         weight_decay: AdamW's.
         ema: decay of the weights' exponential moving average (0 turns it off).
-        augment: augment the domain crops (:func:`crnn_onnx.training.augment.augment_crop`).
+        frozen_norm: keep the BatchNorm statistics of the start weights (ignored from
+            scratch); else they follow the batches, drifting to the new domain.
+        augment: augment half of the domain crops drawn
+            (:func:`crnn_onnx.training.augment.augment_crop`).
         replay: share of every batch drawn from general crops.
         replay_renders: how many synthetic general crops to render for replay (0: none).
         replay_data: labelled sets of general crops to replay, beside the renders.
@@ -71,10 +74,11 @@ class FinetuneSettings:
     steps: int | None = None
     minutes: float | None = None
     batch_size: int = 64
-    lr: float = 3e-4
+    lr: float = 5e-4
     warmup: int = 50
     weight_decay: float = 0.01
     ema: float = 0.995
+    frozen_norm: bool = True
     augment: bool = True
     replay: float = 0.25
     replay_renders: int = 4000

@@ -1,7 +1,8 @@
 """Fine-tune a CRNN on a user's labelled crops, on the CPU: :func:`finetune`.
 
 Each batch mixes the user's crops (augmented) with general replay crops
-(:mod:`crnn_onnx.training.replay`); the loss is CTC (blank 0) on (T, N, C) log-probabilities;
+(:mod:`crnn_onnx.training.replay`); BatchNorm keeps the start weights' statistics (unless
+training from scratch); the loss is CTC (blank 0) on (T, N, C) log-probabilities;
 AdamW with linear warm-up then cosine decay to 2% of the peak, gradient clipping at 5, and an
 exponential moving average (EMA) of the weights. Every ``eval_every`` steps, and at the end,
 the EMA and the raw weights are scored on the validation crops (greedy decoding, exact match
@@ -29,7 +30,7 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.contract import sequence_length
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.export.checkpoint import save_checkpoint
-from crnn_onnx.training.batches import accuracy, forward, to_tensor
+from crnn_onnx.training.batches import accuracy, forward, to_tensor, training_mode
 from crnn_onnx.training.inputs import prepare_inputs
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
@@ -124,7 +125,8 @@ def finetune(settings: FinetuneSettings, *,
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.create(settings.identity())
     folder.write_config(config)
-    model = model.train().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    frozen_norm = settings.frozen_norm and not settings.from_scratch
     ema = copy.deepcopy(model) if settings.ema else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
@@ -191,6 +193,7 @@ def finetune(settings: FinetuneSettings, *,
         if should_stop():
             interrupted = True
             break
+        training_mode(model, frozen_norm=frozen_norm)
         lr = _lr_at(step, progress(time.perf_counter() - session_start), settings)
         for group in optimiser.param_groups:
             group["lr"] = lr
