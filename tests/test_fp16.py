@@ -25,16 +25,6 @@ from crnn_onnx.inference.engines.onnxruntime import OrtEngine, OrtOptions  # noq
 FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
 
 
-@pytest.fixture(scope="module")
-def fp16_model(upstream_checkpoint: Path, default_config: CRNNConfig,
-               tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The conftest checkpoint exported with ``fp16=True`` (verified with the default atol)."""
-    out = tmp_path_factory.mktemp("fp16") / "crnn.fp16.onnx"
-    report = export_checkpoint(upstream_checkpoint, default_config, out, fp16=True)
-    assert report.fp16 and report.max_diff is not None and report.max_diff <= FP16_ATOL
-    return out
-
-
 def test_fp16_export_keeps_float32_input_output_names_and_metadata(fp16_model: Path) -> None:
     model = onnx.load(str(fp16_model))
     (images,), (output,) = model.graph.input, model.graph.output

@@ -13,7 +13,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from crnn_onnx.config import CRNNConfig
 from crnn_onnx.contract import LAYOUT_KEY, QUANTIZATION_KEY
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inspection.model_info import ModelInfo, read_model_info
@@ -65,14 +64,8 @@ def test_shipped_model_is_fp32_tnc_dynamic_width_with_its_charset() -> None:
     assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines)
 
 
-def test_fp16_export_is_fp16_with_or_without_metadata(upstream_checkpoint: Path,
-                                                      default_config: CRNNConfig,
-                                                      tmp_path: Path) -> None:
-    pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
-    from crnn_onnx.export.exporter import export_checkpoint
-
-    path = export_checkpoint(upstream_checkpoint, default_config, tmp_path / "m.onnx",
-                             fp16=True, verify=False).output
+def test_fp16_export_is_fp16_with_or_without_metadata(fp16_model: Path, tmp_path: Path) -> None:
+    path = fp16_model  # exported with fp16=True (conftest)
     info = read_model_info(path)
     assert (info.precision, info.charset, info.layout) == ("fp16", DIGITS_AND_LETTERS, "TNC")
     assert info.inputs[0].dtype == info.outputs[0].dtype == "float32"  # cast inside the graph
