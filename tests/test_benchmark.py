@@ -167,6 +167,7 @@ def test_cli_benchmark_usage_errors(model: Path) -> None:
     assert missing.exit_code == 1 and missing.stderr.startswith("error: model file")
 
 
+@pytest.mark.slow  # it measures the machine: square GEMMs of 2048, the model's FLOPs counted
 def test_the_field_is_measured_against_the_machines_ceilings(model: Path) -> None:
     """GEMM rates (with PyTorch), the model's FLOPs, each timing's arithmetic and share; an
     engine this machine cannot run is a note, never a failure."""
