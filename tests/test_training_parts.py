@@ -86,6 +86,7 @@ def test_holdout_split_refuses_too_little_data() -> None:
         {"steps": None},                  # no budget
         {"minutes": 1.0},                 # two budgets
         {"replay": 1.0},                  # nothing left of the user's data
+        {"distill": -1.0},                # a negative loss weight
         {"charset": "aa"},                # a duplicate character
         {"data": ()},                     # nothing to train on
         {"init": Path("a.pth"), "from_scratch": True},  # two starting points
@@ -114,3 +115,28 @@ def test_run_folder_refuses_another_run_and_stray_files(tmp_path: Path) -> None:
         check_run_folder(other, identity)
     with pytest.raises(CRNNError, match="is a file"):
         check_run_folder(other / "notes.txt", identity)
+
+
+def test_distillation_is_zero_for_the_teacher_itself_and_grows_as_readings_move(
+        random_model) -> None:
+    import copy
+
+    import numpy as np
+    import torch
+
+    from crnn_onnx.config import CRNNConfig
+    from crnn_onnx.training.batches import distillation, forward, to_tensor
+
+    config = CRNNConfig()
+    images = np.random.default_rng(0).integers(0, 255, (3, 32, 100, 3), dtype=np.uint8)
+    student = copy.deepcopy(random_model)
+
+    @torch.no_grad()
+    def divergence() -> float:
+        log_probs = torch.log_softmax(forward(student, to_tensor(images, config), False), 2)
+        return distillation(log_probs, random_model, images, config, False).item()
+
+    assert divergence() == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        student.head.fc.bias[1] += 5.0  # the student now favours '0' everywhere
+    assert divergence() > 0.1

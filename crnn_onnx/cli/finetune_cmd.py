@@ -121,14 +121,17 @@ def finetune(
                                  "--minutes.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 64,
     lr: Annotated[float, typer.Option("--lr", min=1e-7, help="Peak learning rate (AdamW, "
-                                      "warm-up then cosine decay).")] = 5e-4,
+                                      "warm-up then cosine decay).")] = 3e-4,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 50,
     ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="Decay of the "
                                        "weights' moving average; 0 turns it off.")] = 0.995,
     frozen_norm: Annotated[
         bool, typer.Option("--frozen-norm/--trained-norm", help="Keep the start weights' "
-                           "BatchNorm statistics, so the model keeps reading other images as "
-                           "before; or let them follow your data.")] = True,
+                           "BatchNorm statistics, or let them follow your data.")] = False,
+    distill: Annotated[
+        float, typer.Option("--distill", min=0.0, help="Weight of the loss that holds the "
+                            "model's readings of the replay crops to the start weights'; 0 "
+                            "turns it off.")] = 1.0,
     augment: Annotated[
         bool, typer.Option("--augment/--no-augment", help="Augment your crops afresh each "
                            "time they are drawn.")] = True,
@@ -171,7 +174,7 @@ def finetune(
             outside_charset=outside_charset, val=tuple(val or ()), holdout=holdout,
             groups=groups, steps=steps, minutes=minutes if minutes or steps else 30.0,
             batch_size=batch_size, lr=lr, warmup=warmup, ema=ema, frozen_norm=frozen_norm,
-            augment=augment,
+            distill=distill, augment=augment,
             replay=replay, replay_renders=replay_renders, replay_data=tuple(replay_data or ()),
             eval_every=eval_every, precision=precision, threads=threads, seed=seed)
         with _stop_requests() as stop_signal, _reporter(quiet) as report:

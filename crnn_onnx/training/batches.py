@@ -10,7 +10,7 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.export.model import CRNN
 from crnn_onnx.inference.decoder import ctc_greedy_decode
 
-__all__ = ["accuracy", "forward", "to_tensor", "training_mode"]
+__all__ = ["accuracy", "distillation", "forward", "to_tensor", "training_mode"]
 
 
 def to_tensor(batch: np.ndarray, config: CRNNConfig) -> torch.Tensor:
@@ -29,6 +29,18 @@ def forward(model: CRNN, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         feats = model.feat_extract(x)
     return model.head(model.neck(feats.float()))
+
+
+def distillation(log_probs: torch.Tensor, teacher: CRNN, images: np.ndarray,
+                 config: CRNNConfig, bf16: bool) -> torch.Tensor:
+    """Mean per-frame KL divergence of the model's readings from ``teacher``'s on the same
+    crops: (T, n, C) log-probabilities of the model, ``images`` (n, 32, W, 3) uint8 BGR."""
+    with torch.no_grad():
+        target = torch.log_softmax(forward(teacher, to_tensor(images, config), bf16), dim=2)
+    classes = log_probs.shape[-1]
+    return torch.nn.functional.kl_div(log_probs.reshape(-1, classes),
+                                      target.reshape(-1, classes), reduction="batchmean",
+                                      log_target=True)
 
 
 def training_mode(model: CRNN, *, frozen_norm: bool) -> None:

@@ -59,10 +59,15 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
 
 
 def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
-        config: CRNNConfig, *, augment: bool) -> tuple[np.ndarray, list[str]]:
+        config: CRNNConfig, *, augment: bool) -> tuple[np.ndarray, list[str], int]:
     """One batch of ``n`` crops: ``round(n * share)`` from ``replay`` (always augmented), the
     rest from ``domain`` (half of them augmented when asked, so the model also sees the
-    domain's crops as they come): (n, 32, W, 3) uint8 BGR and labels."""
+    domain's crops as they come).
+
+    Returns:
+        (n, 32, W, 3) uint8 BGR crops, their labels, and how many of them, at the end, are
+        replay crops.
+    """
     n_replay = round(n * share) if len(replay) else 0
     images, labels = domain.draw(n - n_replay, rng, config,
                                  augment=DOMAIN_AUGMENT if augment else 0.0)
@@ -70,4 +75,4 @@ def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Rand
         more, more_labels = replay.draw(n_replay, rng, config, augment=1.0)
         images = np.concatenate([images, more])
         labels = labels + more_labels
-    return images, labels
+    return images, labels, n_replay

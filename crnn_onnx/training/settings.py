@@ -49,7 +49,9 @@ class FinetuneSettings:
         weight_decay: AdamW's.
         ema: decay of the weights' exponential moving average (0 turns it off).
         frozen_norm: keep the BatchNorm statistics of the start weights (ignored from
-            scratch); else they follow the batches, drifting to the new domain.
+            scratch); else they follow the batches.
+        distill: weight of the distillation loss on the replay crops (the model's per-frame
+            distributions held to the start weights'); 0 turns it off.
         augment: augment half of the domain crops drawn
             (:func:`crnn_onnx.training.augment.augment_crop`).
         replay: share of every batch drawn from general crops.
@@ -74,11 +76,12 @@ class FinetuneSettings:
     steps: int | None = None
     minutes: float | None = None
     batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 3e-4
     warmup: int = 50
     weight_decay: float = 0.01
     ema: float = 0.995
-    frozen_norm: bool = True
+    frozen_norm: bool = False
+    distill: float = 1.0
     augment: bool = True
     replay: float = 0.25
     replay_renders: int = 4000
@@ -104,6 +107,7 @@ class FinetuneSettings:
             "weight_decay": math.isfinite(self.weight_decay) and self.weight_decay >= 0,
             "ema": 0.0 <= self.ema < 1.0,
             "replay": 0.0 <= self.replay < 1.0,
+            "distill": math.isfinite(self.distill) and self.distill >= 0,
             "replay_renders": self.replay_renders >= 0,
             "eval_every": self.eval_every >= 1,
             "holdout": 0.0 < self.holdout <= 0.5,

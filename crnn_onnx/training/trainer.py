@@ -1,8 +1,9 @@
 """Fine-tune a CRNN on a user's labelled crops, on the CPU: :func:`finetune`.
 
 Each batch mixes the user's crops (augmented) with general replay crops
-(:mod:`crnn_onnx.training.replay`); BatchNorm keeps the start weights' statistics (unless
-training from scratch); the loss is CTC (blank 0) on (T, N, C) log-probabilities;
+(:mod:`crnn_onnx.training.replay`); the loss is CTC (blank 0) on (T, N, C)
+log-probabilities, plus, on the replay crops, the divergence of the model's per-frame
+distributions from the start weights' (distillation, so it keeps reading as it did);
 AdamW with linear warm-up then cosine decay to 2% of the peak, gradient clipping at 5, and an
 exponential moving average (EMA) of the weights. Every ``eval_every`` steps, and at the end,
 the EMA and the raw weights are scored on the validation crops (greedy decoding, exact match
@@ -30,7 +31,13 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.contract import sequence_length
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.export.checkpoint import save_checkpoint
-from crnn_onnx.training.batches import accuracy, forward, to_tensor, training_mode
+from crnn_onnx.training.batches import (
+    accuracy,
+    distillation,
+    forward,
+    to_tensor,
+    training_mode,
+)
 from crnn_onnx.training.inputs import prepare_inputs
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
@@ -127,6 +134,8 @@ def finetune(settings: FinetuneSettings, *,
     folder.write_config(config)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     frozen_norm = settings.frozen_norm and not settings.from_scratch
+    # The start weights, whose readings of the replay crops the model is held to.
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if settings.distill else None
     ema = copy.deepcopy(model) if settings.ema else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
@@ -197,12 +206,15 @@ def finetune(settings: FinetuneSettings, *,
         lr = _lr_at(step, progress(time.perf_counter() - session_start), settings)
         for group in optimiser.param_groups:
             group["lr"] = lr
-        images, labels = mix(train, replay, settings.batch_size, settings.replay, rng, config,
-                             augment=settings.augment)
+        images, labels, n_replay = mix(train, replay, settings.batch_size, settings.replay,
+                                       rng, config, augment=settings.augment)
         targets = torch.tensor([config.charset.index(c) + 1 for y in labels for c in y])
         log_probs = F.log_softmax(forward(model, to_tensor(images, config), bf16), dim=2)
         loss = F.ctc_loss(log_probs, targets, torch.full((len(labels),), frames),
                           torch.tensor([len(y) for y in labels]), blank=0, zero_infinity=True)
+        if teacher is not None and n_replay:
+            loss = loss + settings.distill * distillation(
+                log_probs[:, -n_replay:], teacher, images[-n_replay:], config, bf16)
         if not torch.isfinite(loss):
             bad_losses += 1
             if bad_losses >= NAN_PATIENCE:
