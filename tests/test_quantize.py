@@ -92,14 +92,6 @@ def test_int8_model_works_in_predictor(int8_model: Path, crops: Path) -> None:
     assert len(predictions) == 12 and all(p.ok for p in predictions)
 
 
-def test_lstm_can_stay_float32(exported_model: Path, crops: Path, tmp_path: Path) -> None:
-    report = quantize_model(exported_model, tmp_path / "m.onnx", calibration=crops, count=5,
-                            lstm=False, per_channel=False)
-    ops = [node.op_type for node in onnx.load(str(report.output)).graph.node]
-    assert ops.count("LSTM") == 2 and "DynamicQuantizeLSTM" not in ops
-    assert not report.lstm and not report.per_channel
-
-
 def test_quantizing_twice_is_refused_and_writes_nothing(int8_model: Path, crops: Path,
                                                         tmp_path: Path) -> None:
     out = tmp_path / "again.onnx"
@@ -144,14 +136,20 @@ def test_default_output_sits_beside_the_model() -> None:
     assert default_output(Path("w/crnn.onnx")) == Path("w/crnn.int8.onnx")
 
 
-def test_cli_quantize(exported_model: Path, crops: Path, tmp_path: Path) -> None:
+def test_cli_quantize_can_keep_the_lstm_float32_with_one_scale_per_tensor(
+        exported_model: Path, crops: Path, tmp_path: Path) -> None:
     model = Path(shutil.copy(exported_model, tmp_path / "crnn.onnx"))
     result = runner.invoke(app, ["quantize", str(model), "--calibration", str(crops),
-                                 "--count", "5", "--no-lstm"])
+                                 "--count", "5", "--no-lstm", "--per-tensor"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "crnn.int8.onnx").is_file()
-    assert result.stdout.startswith(f"quantized  {tmp_path / 'crnn.int8.onnx'}")
+    out = tmp_path / "crnn.int8.onnx"
+    assert result.stdout.startswith(f"quantized  {out}")
     assert "LSTM float32" in result.stdout and "agreement" in result.stdout
+    written = onnx.load(str(out))
+    ops = [node.op_type for node in written.graph.node]
+    assert ops.count("LSTM") == 2 and "DynamicQuantizeLSTM" not in ops
+    described = json.loads({p.key: p.value for p in written.metadata_props}[QUANTIZATION_KEY])
+    assert (described["lstm"], described["per_channel"]) == ("float32", False)
 
 
 def test_cli_quantize_errors(exported_model: Path, tmp_path: Path) -> None:
