@@ -56,8 +56,12 @@ def run_files(folder: Path) -> set[str]:
 def test_training_lowers_the_loss_and_writes_loadable_checkpoints(
         tiny_set: Path, random_start: Path, tmp_path: Path) -> None:
     events: list[TrainEvent] = []
-    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=12),
+    threads = torch.get_num_threads()
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=12, threads=1),
                       on_event=events.append)
+    # Process-wide settings are the caller's again: threads, and subnormal floats kept.
+    assert torch.get_num_threads() == threads
+    assert torch.tensor([1e-40]).mul(1.0).item() != 0.0
     losses = [e.loss for e in events if e.kind == "step"]
     assert len(losses) == 12 and result.step == 12 and not result.interrupted
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])

@@ -115,12 +115,24 @@ def finetune(settings: FinetuneSettings, *,
             (the last good ``last.pth`` is kept); nothing is written before the inputs
             have been checked.
     """
+    threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    # Denormal floats slow CPU kernels many times over; flushing them is process-wide, so it
+    # is undone (with the threads) when training ends, for the caller's own numerics.
+    torch.set_flush_denormal(True)
+    try:
+        return _train(settings, on_event, should_stop)
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+
+
+def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
+           should_stop: Callable[[], bool]) -> FinetuneResult:
     def note(message: str) -> None:
         on_event(TrainEvent("note", message=message))
 
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    torch.set_flush_denormal(True)  # denormal floats slow CPU kernels many times over
     folder = RunFolder(settings.out)
     resuming = check_run_folder(folder.root, settings.identity())
     inputs = prepare_inputs(settings, note)
