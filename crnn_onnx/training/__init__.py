@@ -1,6 +1,6 @@
 """Training: fine-tuning a CRNN on labelled crops (:func:`trainer.finetune`, behind the
 ``train`` extra) and what it reads: labels fitted to a charset (``labels``), labelled and
-rendered crops (``data``, ``real``, ``replay``) and their augmentation (``augment``).
+rendered crops (``data``, ``replay``) and their augmentation (``augment``).
 
 torch is imported by ``trainer``, ``inputs``, ``batches`` and ``charset`` only;
 :func:`require_training_dependencies` lets a caller fail with one line, before importing

@@ -152,8 +152,10 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
     step, trained_s, best, best_step = 0, 0.0, -1.0, 0
-    start_accuracy = accuracy(model, val_images, val.labels, config)
-    if resuming and folder.last.is_file():
+    resumed = resuming and folder.last.is_file()
+    if not resumed:
+        start_accuracy = accuracy(model, val_images, val.labels, config)
+    else:  # its start accuracy was scored when the run began
         state = torch.load(folder.last, map_location="cpu", weights_only=True)
         model.load_state_dict(state["train_model"])
         ema.load_state_dict(state["model"])
@@ -195,7 +197,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         on_event(TrainEvent("eval", step, progress(session_s), val_accuracy=scores[which],
                             best_accuracy=best))
 
-    if not resuming or not folder.last.is_file():
+    if not resumed:
         record(event="start", settings=settings.identity(), train=len(train), val=len(val),
                replay=len(replay), precision="bf16" if bf16 else "fp32",
                start_accuracy=start_accuracy)
