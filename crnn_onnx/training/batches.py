@@ -45,8 +45,7 @@ def distillation(log_probs: torch.Tensor, teacher: CRNN, images: np.ndarray,
 
 def training_mode(model: CRNN, *, frozen_norm: bool) -> None:
     """Put ``model`` in training mode; with ``frozen_norm`` its BatchNorm layers stay in eval
-    mode, normalising with the statistics the start weights learnt on general data instead of
-    drifting to the new domain's (which made a model fine-tuned on receipts forget photos)."""
+    mode, normalising with the start weights' statistics instead of the batches'."""
     model.train()
     if frozen_norm:
         for module in model.modules():

@@ -19,8 +19,8 @@ def _native_bf16() -> bool:
 def resolve_precision(precision: TrainPrecision) -> bool:
     """Whether to train the convolutions in bf16 autocast.
 
-    ``auto`` picks bf16 on CPUs with AMX or AVX512-BF16 (about twice fp32's speed there)
-    and fp32 elsewhere, where emulated bf16 is many times slower.
+    ``auto`` picks bf16 on CPUs with AMX or AVX512-BF16 and fp32 elsewhere, where bf16 is
+    emulated (speeds in docs/training.md).
 
     Raises:
         CRNNError: ``bf16`` asked for on a CPU without native bf16.
