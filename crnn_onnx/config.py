@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -27,7 +27,9 @@ __all__ = [
     "DEFAULT_CHARSET",
     "HEIGHT",
     "MAX_WIDTH",
+    "WIDTH_POLICIES",
     "CRNNConfig",
+    "WidthPolicy",
     "config_from_mapping",
     "load_config",
     "read_dict_file",
@@ -43,6 +45,11 @@ HEIGHT = 32
 #: preprocessing allocate gigabytes.
 MAX_WIDTH = 4096
 DEFAULT_CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
+#: How input widths are chosen (:func:`crnn_onnx.inference.preprocess.target_width`):
+#: ``fixed``, every crop squeezed or padded to the config width; ``bucket``, a width from each
+#: crop's aspect ratio.
+WidthPolicy = Literal["fixed", "bucket"]
+WIDTH_POLICIES: tuple[str, ...] = get_args(WidthPolicy)
 
 
 def _dedupe(chars: list[str]) -> tuple[str, ...]:
@@ -80,6 +87,8 @@ class CRNNConfig:
         pad_value: raw pixel value (0..255) used to right-pad resized images.
         keep_ratio: resize to height H keeping the aspect ratio (capped at W), then pad.
         bgr_to_rgb: convert OpenCV's BGR to RGB before normalising (upstream does).
+        width_policy: the width policy the model was trained for, which inference uses
+            unless told otherwise: ``fixed`` (upstream's models) or ``bucket``.
     """
 
     image_shape: tuple[int, int, int] = (3, 32, 100)
@@ -89,6 +98,7 @@ class CRNNConfig:
     pad_value: float = 128.0
     keep_ratio: bool = True
     bgr_to_rgb: bool = True
+    width_policy: WidthPolicy = "fixed"
 
     def __post_init__(self) -> None:
         c, h, w = self.image_shape
@@ -113,6 +123,9 @@ class CRNNConfig:
             raise CRNNError("config key 'std': every value must be a positive finite number")
         if not 0 <= self.pad_value <= 255:
             raise CRNNError(f"config key 'pad_value': must be within 0..255, got {self.pad_value}")
+        if self.width_policy not in WIDTH_POLICIES:
+            raise CRNNError(f"config key 'width_policy': must be one of "
+                            f"{', '.join(WIDTH_POLICIES)}, got {self.width_policy!r}")
 
     @property
     def height(self) -> int:
@@ -141,6 +154,7 @@ _FIELD_TYPES: dict[str, str] = {
     "pad_value": "a number",
     "keep_ratio": "true or false",
     "bgr_to_rgb": "true or false",
+    "width_policy": " or ".join(WIDTH_POLICIES),
 }
 
 
@@ -201,6 +215,10 @@ def config_from_mapping(raw: Mapping[str, Any], *, source: str, base_dir: Path |
                 raise CRNNError(
                     f"config key 'pad_value' must be {_FIELD_TYPES[key]}, got {value!r}")
             kwargs[key] = float(value)
+        elif key == "width_policy":
+            if not isinstance(value, str):
+                raise CRNNError(f"config key {key!r} must be {_FIELD_TYPES[key]}, got {value!r}")
+            kwargs[key] = value
         else:  # keep_ratio, bgr_to_rgb
             if not isinstance(value, bool):
                 raise CRNNError(f"config key {key!r} must be {_FIELD_TYPES[key]}, got {value!r}")

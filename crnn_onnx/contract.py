@@ -69,7 +69,8 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 Layout = Literal["TNC", "NTC"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 
-_CONFIG_KEYS = ("charset", "image_shape", "mean", "std", "pad_value", "keep_ratio", "bgr_to_rgb")
+_CONFIG_KEYS = ("charset", "image_shape", "mean", "std", "pad_value", "keep_ratio", "bgr_to_rgb",
+                "width_policy")
 
 
 def sequence_length(width: int) -> int:
@@ -97,6 +98,7 @@ def config_to_metadata(config: CRNNConfig) -> dict[str, str]:
         METADATA_PREFIX + "pad_value": json.dumps(config.pad_value),
         METADATA_PREFIX + "keep_ratio": json.dumps(config.keep_ratio),
         METADATA_PREFIX + "bgr_to_rgb": json.dumps(config.bgr_to_rgb),
+        METADATA_PREFIX + "width_policy": json.dumps(config.width_policy),
     }
 
 

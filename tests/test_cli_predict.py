@@ -109,7 +109,7 @@ def test_directory_input_all_good_exits_0(exported_model: Path, images: dict[str
         ["--batch-size", "0"],  # below the minimum
         ["--format", "xml"],  # unknown format
         ["--device", "tpu"],  # unknown device
-        ["--width-policy", "auto"],  # unknown policy
+        ["--width-policy", "widest"],  # unknown policy
         [],  # (with no PATHS below)
     ],
 )

@@ -89,6 +89,8 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         ("pad_value: grey", "pad_value"),
         ("keep_ratio: 1", "keep_ratio"),  # YAML booleans only
         ("bgr_to_rgb: 'yes'", "bgr_to_rgb"),
+        ("width_policy: widest", "width_policy"),  # not a policy
+        ("width_policy: [bucket]", "width_policy"),
         ("charset: 123", "charset"),
         ("dict_path: [a]", "dict_path"),
     ],
@@ -156,6 +158,7 @@ def test_replace_returns_validated_copy() -> None:
             pad_value=0.0,
             keep_ratio=False,
             bgr_to_rgb=False,
+            width_policy="bucket",
         ),
     ],
 )

@@ -69,7 +69,7 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(
     assert run_files(folder.root) == {"run.json", "config.yaml", "best.pth", "last.pth",
                                       "log.jsonl"}
     config = load_config(folder.config)
-    assert config == CRNNConfig()
+    assert config == CRNNConfig(width_policy="bucket")  # what inference then uses by default
     best = load_checkpoint(folder.best, config)  # upstream format, as export reads it
     assert isinstance(best, torch.nn.Module)
     state = torch.load(folder.last, map_location="cpu", weights_only=True)
@@ -77,6 +77,31 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(
     log = [json.loads(line) for line in folder.log.read_text().splitlines()]
     assert log[0]["event"] == "start" and log[-1]["event"] == "done"
     assert [e["step"] for e in log if e.get("event") == "eval"] == [4, 8, 12]
+
+
+def test_bucket_training_feeds_long_words_at_their_own_width(
+        tiny_set: Path, random_start: Path, tmp_path: Path, word_set, monkeypatch) -> None:
+    import crnn_onnx.training.trainer as trainer
+
+    long_words = ["subtotalamount", "totalpurchases", "cashierreceipt", "membershipcard"]
+    data = word_set(tmp_path / "long", WORDS * 2 + long_words * 6)
+    real_forward = trainer.forward
+    widths: list[int] = []
+
+    def recording_forward(model, x, bf16):
+        widths.append(x.shape[3])
+        return real_forward(model, x, bf16)
+
+    monkeypatch.setattr(trainer, "forward", recording_forward)
+    result = finetune(tiny(data, tmp_path / "bucket", random_start, steps=12))
+    # Long words (224 px at height 32) get a batch of their own width, short ones 100 px.
+    assert set(widths) == {100, 224}
+    assert load_config(result.folder.config).width_policy == "bucket"
+    widths.clear()
+    fixed = finetune(tiny(data, tmp_path / "fixed", random_start, steps=4,
+                          width_policy="fixed"))
+    assert set(widths) == {100}
+    assert load_config(fixed.folder.config).width_policy == "fixed"
 
 
 def test_resume_after_a_stop_ends_like_the_uninterrupted_run(

@@ -142,7 +142,7 @@ _SCALAR = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
 _VALUE = st.recursive(_SCALAR, lambda inner: st.lists(inner, max_size=4)
                       | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
 _KEYS = st.sampled_from(["image_shape", "charset", "dict_path", "mean", "std", "pad_value",
-                         "keep_ratio", "bgr_to_rgb", "Charset", "width", ""])
+                         "keep_ratio", "bgr_to_rgb", "width_policy", "Charset", "width", ""])
 # Values shaped like the real ones, often valid, sometimes just outside the rules.
 _PLAUSIBLE = st.fixed_dictionaries({}, optional={
     "image_shape": st.tuples(st.integers(1, 4), st.integers(30, 34),
@@ -153,6 +153,7 @@ _PLAUSIBLE = st.fixed_dictionaries({}, optional={
     "pad_value": st.floats(-10, 300) | st.integers(-10, 300),
     "keep_ratio": st.booleans() | st.integers(0, 1),
     "bgr_to_rgb": st.booleans(),
+    "width_policy": st.sampled_from(["fixed", "bucket", "Bucket", ""]),
 })
 
 
@@ -193,7 +194,8 @@ def test_load_config_any_text(text: str) -> None:
 @FUZZ
 @given(st.dictionaries(
     st.sampled_from([f"crnn_onnx.{k}" for k in ("charset", "blank_index", "image_shape", "mean",
-                                                "std", "pad_value", "keep_ratio", "bgr_to_rgb")]),
+                                                "std", "pad_value", "keep_ratio", "bgr_to_rgb",
+                                                "width_policy")]),
     st.text(max_size=20) | _VALUE.map(json.dumps), max_size=8))
 @example({"crnn_onnx.charset": "[" * 100_000})  # deeper than json.loads recurses
 @example({"crnn_onnx.charset": '["a"]', "crnn_onnx.image_shape": "[3, 32, 100000000]"})

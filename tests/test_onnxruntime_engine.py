@@ -166,6 +166,8 @@ def test_static_model(static_model: Path, cpu_session: OrtEngine) -> None:
         session.run(_batch(1, 128))
     with pytest.raises(CRNNError, match="needs a model with a dynamic input width"):
         Predictor(static_model, PredictorOptions(device="cpu", width_policy="bucket"))
+    # auto never asks a fixed-width model for another width.
+    assert Predictor(static_model, PredictorOptions(device="cpu")).width_policy == "fixed"
 
 
 def test_model_without_metadata_needs_a_config(bare_model: Path,

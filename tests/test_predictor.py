@@ -146,11 +146,32 @@ def test_concurrent_predict_matches_sequential(bucket_predictor: Predictor,
         _assert_same(result, expected)
 
 
+def test_auto_width_policy_is_the_one_the_model_was_trained_for(
+        exported_model: Path, bucket_predictor: Predictor, mixed_images: list[np.ndarray],
+        tmp_path: Path) -> None:
+    import onnx
+
+    from crnn_onnx.contract import METADATA_PREFIX, set_metadata
+
+    plain = Predictor(exported_model, PredictorOptions(device="cpu"))
+    assert plain.config.width_policy == "fixed" and plain.width_policy == "fixed"
+    model = onnx.load(str(exported_model))
+    set_metadata(model, {METADATA_PREFIX + "width_policy": '"bucket"'})
+    trained_bucket = tmp_path / "bucket.onnx"
+    onnx.save(model, str(trained_bucket))
+    auto = Predictor(trained_bucket, PredictorOptions(device="cpu", batch_size=32))
+    assert auto.config.width_policy == "bucket" and auto.width_policy == "bucket"
+    _assert_same(auto.predict(mixed_images), bucket_predictor.predict(mixed_images))
+    told = Predictor(trained_bucket, PredictorOptions(device="cpu", width_policy="fixed"))
+    assert told.width_policy == "fixed"
+    _assert_same(told.predict(mixed_images), plain.predict(mixed_images))
+
+
 def test_arguments_are_validated(exported_model: Path) -> None:
     with pytest.raises(CRNNError, match="batch_size"):
         Predictor(exported_model, PredictorOptions(device="cpu", batch_size=0))
     with pytest.raises(CRNNError, match="unknown width policy"):
-        PredictorOptions(device="cpu", width_policy="auto")  # type: ignore[arg-type]
+        PredictorOptions(device="cpu", width_policy="widest")  # type: ignore[arg-type]
     with pytest.raises(CRNNError, match="not found"):
         Predictor(exported_model.parent / "nope.onnx", PredictorOptions(device="cpu"))
 

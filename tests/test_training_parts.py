@@ -140,3 +140,57 @@ def test_distillation_is_zero_for_the_teacher_itself_and_grows_as_readings_move(
     with torch.no_grad():
         student.head.fc.bias[1] += 5.0  # the student now favours '0' everywhere
     assert divergence() > 0.1
+
+
+def test_width_groups_pad_small_buckets_into_wider_ones_and_never_squeeze() -> None:
+    import random
+
+    from crnn_onnx.training.widths import WidthGroups
+
+    widths = [100] * 40 + [128] * 5 + [160] * 20 + [416] * 3
+    groups = WidthGroups.build(widths, least=16)
+    # 128's five crops join 160's; 416's three are too few alone and widen the last group.
+    assert groups.widths == (100, 416)
+    assert [len(m) for m in groups.members] == [40, 28]
+    for width, members in zip(groups.widths, groups.members, strict=True):
+        assert all(widths[i] <= width for i in members)  # padded, never squeezed
+    rng = random.Random(0)
+    picks = [groups.choose(rng)[0] for _ in range(2000)]
+    assert picks.count(100) / len(picks) == pytest.approx(40 / 68, abs=0.04)  # by size
+    assert groups.up_to(300) == groups.members[0]
+    assert groups.up_to(50) == groups.members[0]  # nothing narrower: the narrowest group
+    assert WidthGroups.build([100] * 3, least=16).widths == (100,)
+
+
+def test_batches_hold_one_width_and_validation_fits_each_crop_as_inference_does() -> None:
+    import random
+
+    import numpy as np
+
+    from crnn_onnx.config import CRNNConfig
+    from crnn_onnx.training.data import CropSet
+    from crnn_onnx.training.replay import mix
+    from crnn_onnx.training.widths import WidthGroups, crop_widths
+
+    config = CRNNConfig()
+    rng = np.random.default_rng(0)
+    sizes = [60] * 20 + [150] * 20 + [300] * 20  # natural widths at height 32
+    images = [rng.integers(0, 255, (32, w, 3), dtype=np.uint8) for w in sizes]
+    crops = CropSet(images, [f"w{w}" for w in sizes], [str(i) for i in range(len(sizes))])
+    widths = crop_widths(images, config, "bucket")
+    assert sorted(set(widths)) == [100, 160, 320]
+    domain = WidthGroups.build(widths, least=4)
+    replay = WidthGroups.build(widths, least=4)
+    draws = random.Random(1)
+    seen = set()
+    for _ in range(30):
+        batch, labels, n_replay = mix(crops, crops, 8, 0.25, draws, config, augment=True,
+                                      domain_widths=domain, replay_widths=replay)
+        width = batch.shape[2]
+        seen.add(width)
+        assert batch.shape == (8, 32, width, 3) and n_replay == 2
+        assert all(int(label[1:]) <= width for label in labels)  # nobody squeezed
+    assert seen == {100, 160, 320}
+    fitted = crops.fitted(config, "bucket")
+    assert [(b.shape[2], len(y)) for b, y in fitted] == [(100, 20), (160, 20), (320, 20)]
+    assert [b.shape[2] for b, _ in crops.fitted(config, "fixed")] == [100]

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from crnn_onnx.inference.options import DecoderName, Device, EngineName, Precision
-from crnn_onnx.inference.preprocess import WidthPolicy
+from crnn_onnx.inference.options import DecoderName, Device, EngineName, Precision, WidthChoice
 
 if TYPE_CHECKING:
     from crnn_onnx.config import CRNNConfig
@@ -65,8 +64,9 @@ ThreadsOption = Annotated[
                  help="The engine's intra-op threads; default: one per physical core."),
 ]
 WidthPolicyOption = Annotated[
-    WidthPolicy,
-    typer.Option("--width-policy", help="fixed: every image at the model width (as upstream); "
+    WidthChoice,
+    typer.Option("--width-policy", help="auto: the policy the model was trained for (its "
+                 "metadata); fixed: every image at the model width (as upstream); "
                  "bucket: width from each image's aspect ratio (dynamic-width models)."),
 ]
 

@@ -44,7 +44,7 @@ def evaluate(
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     threads: ThreadsOption = None,
-    width_policy: WidthPolicyOption = "fixed",
+    width_policy: WidthPolicyOption = "auto",
     decoder: DecoderOption = None,
     beam_width: BeamWidthOption = 10,
     allowlist: AllowlistOption = None,

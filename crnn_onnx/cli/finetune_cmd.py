@@ -120,6 +120,11 @@ def finetune(
         int | None, typer.Option("--steps", min=1, help="Optimiser steps instead of "
                                  "--minutes.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 64,
+    width_policy: Annotated[
+        Literal["bucket", "fixed"],
+        typer.Option("--width-policy", help="bucket: each crop at its aspect ratio's width, as "
+                     "the model will then read by default; fixed: every crop at the model "
+                     "width, as upstream.")] = "bucket",
     lr: Annotated[float, typer.Option("--lr", min=1e-7, help="Peak learning rate (AdamW, "
                                       "warm-up then cosine decay).")] = 3e-4,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 50,
@@ -173,8 +178,8 @@ def finetune(
             init_config=init_config, charset=charset,
             outside_charset=outside_charset, val=tuple(val or ()), holdout=holdout,
             groups=groups, steps=steps, minutes=minutes if minutes or steps else 30.0,
-            batch_size=batch_size, lr=lr, warmup=warmup, ema=ema, frozen_norm=frozen_norm,
-            distill=distill, augment=augment,
+            batch_size=batch_size, width_policy=width_policy, lr=lr, warmup=warmup, ema=ema,
+            frozen_norm=frozen_norm, distill=distill, augment=augment,
             replay=replay, replay_renders=replay_renders, replay_data=tuple(replay_data or ()),
             eval_every=eval_every, precision=precision, threads=threads, seed=seed)
         with _stop_requests() as stop_signal, _reporter(quiet) as report:

@@ -90,7 +90,7 @@ def bulk(
         typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray reserves per worker "
                      "(0.5: two share one); --device cuda implies 1 when unset."),
     ] = 0.0,
-    width_policy: WidthPolicyOption = "fixed",
+    width_policy: WidthPolicyOption = "auto",
     decoder: DecoderOption = None,
     beam_width: BeamWidthOption = 10,
     allowlist: AllowlistOption = None,

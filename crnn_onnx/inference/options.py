@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from crnn_onnx.config import WIDTH_POLICIES
 from crnn_onnx.errors import CRNNError, UsageError
-from crnn_onnx.inference.preprocess import WIDTH_POLICIES, WidthPolicy
 
 __all__ = [
     "CONV_ALGO_SEARCHES",
@@ -18,6 +18,7 @@ __all__ = [
     "ENGINES",
     "GRAPH_OPTIMIZATIONS",
     "PRECISIONS",
+    "WIDTH_CHOICES",
     "ConvAlgoSearch",
     "DecoderName",
     "Device",
@@ -25,6 +26,7 @@ __all__ = [
     "GraphOptimization",
     "Precision",
     "PredictorOptions",
+    "WidthChoice",
     "check_choice",
 ]
 
@@ -41,6 +43,10 @@ ConvAlgoSearch = Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"]
 CONV_ALGO_SEARCHES: tuple[str, ...] = get_args(ConvAlgoSearch)
 DecoderName = Literal["greedy", "beam"]
 DECODERS: tuple[str, ...] = get_args(DecoderName)
+#: A width policy (:data:`crnn_onnx.config.WIDTH_POLICIES`), or ``auto``: the one the model
+#: was trained for (its config's), ``fixed`` for a model whose input width is fixed.
+WidthChoice = Literal["auto", "fixed", "bucket"]
+WIDTH_CHOICES: tuple[str, ...] = ("auto", *WIDTH_POLICIES)
 
 
 def check_choice(what: str, value: object, choices: Sequence[str]) -> None:
@@ -72,8 +78,9 @@ class PredictorOptions:
             log line), ``cpu``, or ``cuda`` (an error if CUDA cannot be used).
         batch_size: most images per model run.
         threads: the engine's intra-op threads; ``None`` for its default (one per core).
-        width_policy: ``fixed`` (every image at the model's width, as upstream) or
-            ``bucket`` (width from each image's aspect ratio; dynamic-width models only).
+        width_policy: ``auto`` (the policy the model was trained for, from its config),
+            ``fixed`` (every image at the model's width, as upstream) or ``bucket`` (width
+            from each image's aspect ratio; dynamic-width models only).
         io_workers: threads that read and preprocess images; ``None`` chooses (see
             :func:`~crnn_onnx.inference.predictor.default_io_workers`).
         graph_optimization: ONNX Runtime's graph optimisation level.
@@ -94,7 +101,7 @@ class PredictorOptions:
     device: Device = "auto"
     batch_size: int = 32
     threads: int | None = None
-    width_policy: WidthPolicy = "fixed"
+    width_policy: WidthChoice = "auto"
     io_workers: int | None = None
     graph_optimization: GraphOptimization = "all"
     cudnn_conv_algo_search: ConvAlgoSearch = "HEURISTIC"
@@ -111,7 +118,7 @@ class PredictorOptions:
             raise UsageError("precision='bf16' needs engine='openvino' (ONNX Runtime runs "
                              "this model in fp32 on the CPU)")
         check_choice("device", self.device, DEVICES)
-        check_choice("width policy", self.width_policy, WIDTH_POLICIES)
+        check_choice("width policy", self.width_policy, WIDTH_CHOICES)
         check_choice("graph optimisation level", self.graph_optimization, GRAPH_OPTIMIZATIONS)
         check_choice("cudnn_conv_algo_search", self.cudnn_conv_algo_search, CONV_ALGO_SEARCHES)
         check_at_least("batch_size", self.batch_size, 1)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crnn_onnx.config import CRNNConfig
+from crnn_onnx.config import CRNNConfig, WidthPolicy
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.decoder import nonfinite_sequences
 from crnn_onnx.inference.decoding import build_decoder
@@ -99,6 +99,8 @@ class Predictor:
     Attributes:
         engine: the engine that runs the model.
         config: the model's config, as the engine read it.
+        width_policy: the width policy in force: the one the options ask for, or with
+            ``auto`` the model's own (``fixed`` where the model's input width is fixed).
 
     Thread safety: :meth:`predict`, :meth:`predict_paths` and :meth:`predict_sources` may be
     called from several
@@ -128,11 +130,14 @@ class Predictor:
                 f"width_policy='bucket' needs a model with a dynamic input width; this "
                 f"model's width is fixed at {static}: use width_policy='fixed'"
             )
+        self.width_policy: WidthPolicy = (
+            options.width_policy if options.width_policy != "auto"
+            else "fixed" if static is not None else self.config.width_policy)
         self._decode = build_decoder(options, self.config.charset)
         self.batch_size = options.batch_size
         self._workers = options.io_workers or default_io_workers(self.engine.device,
                                                                  options.threads)
-        window_batches = _BUCKET_WINDOW_BATCHES if options.width_policy == "bucket" else 1
+        window_batches = _BUCKET_WINDOW_BATCHES if self.width_policy == "bucket" else 1
         self._window = options.batch_size * window_batches
 
     def predict(self, images: Sequence[ImageInput]) -> list[Prediction]:
@@ -213,7 +218,7 @@ class Predictor:
             else:
                 assert item.source is not None
                 image = read_image(item.source)
-            width = target_width(image.shape, self.config, self.options.width_policy)
+            width = target_width(image.shape, self.config, self.width_policy)
             return preprocess(image, self.config, width), None
         except CRNNError as err:
             return None, str(err)

@@ -20,27 +20,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
-from crnn_onnx.config import CRNNConfig
+from crnn_onnx.config import WIDTH_POLICIES, CRNNConfig, WidthPolicy
 from crnn_onnx.errors import CRNNError
 
 __all__ = [
     "BUCKET_STEP",
     "MAX_BUCKET_WIDTH",
-    "WIDTH_POLICIES",
-    "WidthPolicy",
     "batch",
     "preprocess",
     "resized_width",
     "target_width",
 ]
 
-WidthPolicy = Literal["fixed", "bucket"]
-WIDTH_POLICIES: tuple[str, ...] = get_args(WidthPolicy)
 #: Bucket widths above the config width are multiples of this (also a multiple of the
 #: backbone's horizontal stride 4, so T = W // 4 + 1 is exact).
 BUCKET_STEP = 32

@@ -54,13 +54,17 @@ def training_mode(model: CRNN, *, frozen_norm: bool) -> None:
 
 
 @torch.no_grad()
-def accuracy(model: CRNN, images: np.ndarray, labels: list[str], config: CRNNConfig) -> float:
-    """Word accuracy (exact match on the charset) of greedy readings of (N, 32, W, 3) crops;
-    leaves ``model`` in eval mode."""
+def accuracy(model: CRNN, batches: list[tuple[np.ndarray, list[str]]], config: CRNNConfig
+             ) -> float:
+    """Word accuracy (exact match on the charset) of greedy readings of crops given as
+    ((N, 32, W, 3) uint8 BGR, labels) pairs, one W each (:meth:`CropSet.fitted`); leaves
+    ``model`` in eval mode."""
     model.eval()
-    correct = 0
-    for i in range(0, len(labels), 256):
-        logits = model(to_tensor(images[i:i + 256], config)).numpy()
-        texts = [d.text for d in ctc_greedy_decode(logits, config.charset)]
-        correct += sum(t == y for t, y in zip(texts, labels[i:i + 256], strict=True))
-    return correct / max(1, len(labels))
+    correct = total = 0
+    for images, labels in batches:
+        for i in range(0, len(labels), 256):
+            logits = model(to_tensor(images[i:i + 256], config)).numpy()
+            texts = [d.text for d in ctc_greedy_decode(logits, config.charset)]
+            correct += sum(t == y for t, y in zip(texts, labels[i:i + 256], strict=True))
+        total += len(labels)
+    return correct / max(1, total)

@@ -5,9 +5,9 @@ Sets are those evaluation reads (:func:`crnn_onnx.evaluation.datasets.read_label
 (``scripts/render_pool.py``: ``.npz`` files of fitted ``images`` and their ``labels``), for
 replaying large rendered pools. Images are decoded once and kept as uint8 BGR
 crops at their own size; :meth:`CropSet.draw` augments a random few afresh each time and fits
-them to the model's canvas. :func:`holdout_split` carves a deterministic validation split
-out of the data by groups (a receipt, a photo), so crops of one source never sit on both
-sides.
+them to the model's canvas at the batch's width. :func:`holdout_split` carves a deterministic
+validation split out of the data by groups (a receipt, a photo), so crops of one source never
+sit on both sides.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from crnn_onnx.config import CRNNConfig
+from crnn_onnx.config import CRNNConfig, WidthPolicy
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.evaluation.datasets import LabelledImage, read_labelled_set
 from crnn_onnx.inference.images import decode_image, read_image
 from crnn_onnx.training.augment import augment_crop
 from crnn_onnx.training.canvas import resize_and_pad
 from crnn_onnx.training.labels import LabelFit, OutsidePolicy, fit_labels
+from crnn_onnx.training.widths import crop_widths
 
 __all__ = ["CropSet", "ReadReport", "holdout_split", "read_crops", "read_groups"]
 
@@ -77,22 +78,32 @@ class CropSet:
         return CropSet(self.images + other.images, self.labels + other.labels,
                        self.names + other.names)
 
-    def fitted(self, config: CRNNConfig) -> np.ndarray:
-        """Every crop on the model canvas, unaugmented: (N, 32, W, 3) uint8 BGR."""
-        if not self.images:
-            return np.empty((0, config.height, config.width, 3), np.uint8)
-        return np.stack([resize_and_pad(image, config) for image in self.images])
+    def fitted(self, config: CRNNConfig, policy: WidthPolicy = "fixed"
+               ) -> list[tuple[np.ndarray, list[str]]]:
+        """Every crop on the model canvas, unaugmented, at its input width under ``policy``
+        (as inference fits it): one ((n, 32, W, 3) uint8 BGR, labels) pair per width W."""
+        widths = crop_widths(self.images, config, policy)
+        out = []
+        for width in sorted(set(widths)):
+            picks = [i for i, w in enumerate(widths) if w == width]
+            out.append((np.stack([resize_and_pad(self.images[i], config, width)
+                                  for i in picks]), [self.labels[i] for i in picks]))
+        return out
 
-    def draw(self, n: int, rng: random.Random, config: CRNNConfig, *, augment: float
+    def draw(self, n: int, rng: random.Random, config: CRNNConfig, *, augment: float,
+             pool: Sequence[int] | None = None, width: int | None = None
              ) -> tuple[np.ndarray, list[str]]:
-        """``n`` crops drawn at random (with replacement), each augmented with probability
-        ``augment``, fitted: (n, 32, W, 3) uint8 BGR and their labels."""
-        picks = [rng.randrange(len(self.labels)) for _ in range(n)]
+        """``n`` crops drawn at random (with replacement) from ``pool`` (default: all), each
+        augmented with probability ``augment``, fitted to ``width`` (default: the config's):
+        (n, 32, width, 3) uint8 BGR and their labels."""
+        width = config.width if width is None else width
+        pool = range(len(self.labels)) if pool is None else pool
+        picks = [pool[rng.randrange(len(pool))] for _ in range(n)]
         images = [augment_crop(self.images[i], rng) if rng.random() < augment
                   else self.images[i] for i in picks]
         if not images:
-            return np.empty((0, config.height, config.width, 3), np.uint8), []
-        return (np.stack([resize_and_pad(image, config) for image in images]),
+            return np.empty((0, config.height, width, 3), np.uint8), []
+        return (np.stack([resize_and_pad(image, config, width) for image in images]),
                 [self.labels[i] for i in picks])
 
 

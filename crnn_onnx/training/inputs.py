@@ -15,6 +15,7 @@ from crnn_onnx.contract import sequence_length
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.export.checkpoint import load_checkpoint
 from crnn_onnx.export.model import CRNN
+from crnn_onnx.inference.preprocess import MAX_BUCKET_WIDTH
 from crnn_onnx.training.charset import with_charset
 from crnn_onnx.training.data import CropSet, holdout_split, read_crops, read_groups
 from crnn_onnx.training.precision import resolve_precision
@@ -75,14 +76,15 @@ def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> I
         model = CRNN(start_config.num_classes)
     else:
         model = load_checkpoint(init, start_config)
-    config = start_config
+    config = start_config.replace(width_policy=settings.width_policy)
     if settings.charset is not None and tuple(settings.charset) != start_config.charset:
-        config = start_config.replace(charset=tuple(settings.charset))
+        config = config.replace(charset=tuple(settings.charset))
         model, fresh = with_charset(model, start_config.charset, config.charset,
                                     seed=settings.seed)
         note(f"charset: {len(config.charset)} characters; {len(fresh)} new start fresh "
              f"({''.join(fresh)!r}), the rest keep their classifier rows")
-    max_label = sequence_length(config.width) - 2
+    widest = config.width if settings.width_policy == "fixed" else MAX_BUCKET_WIDTH
+    max_label = sequence_length(widest) - 2
     crops, report = read_crops(settings.data, config.charset, settings.outside_charset,
                                max_label=max_label)
     note(f"data: {report.kept:,} of {report.labelled:,} crops kept"
@@ -110,6 +112,10 @@ def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> I
         replay += general
     if settings.replay:
         note(f"replay: {settings.replay:.0%} of every batch from {len(replay):,} general crops")
+    note("widths: " + (f"each crop at its aspect ratio's width ({config.width} to "
+                       f"{MAX_BUCKET_WIDTH} px, batches of one width), as inference reads it"
+                       if settings.width_policy == "bucket"
+                       else f"every crop at {config.width} px"))
     note(f"precision: {'bf16 (this CPU computes it natively)' if bf16 else 'fp32'}")
 
     return Inputs(model, config, train, val, replay, bf16)

@@ -18,6 +18,7 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.training.data import CropSet
 from crnn_onnx.training.labels import fit_labels
+from crnn_onnx.training.widths import WidthGroups
 
 __all__ = ["render_replay"]
 
@@ -59,20 +60,25 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
 
 
 def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
-        config: CRNNConfig, *, augment: bool) -> tuple[np.ndarray, list[str], int]:
-    """One batch of ``n`` crops: ``round(n * share)`` from ``replay`` (always augmented), the
-    rest from ``domain`` (half of them augmented when asked, so the model also sees the
-    domain's crops as they come).
+        config: CRNNConfig, *, augment: bool, domain_widths: WidthGroups,
+        replay_widths: WidthGroups | None) -> tuple[np.ndarray, list[str], int]:
+    """One batch of ``n`` crops at one width: a group of ``domain_widths`` is chosen (by its
+    size), ``round(n * share)`` crops come from ``replay``'s widest group no wider than it
+    (always augmented), the rest from the chosen group (half of them augmented when asked,
+    so the model also sees the domain's crops as they come).
 
     Returns:
         (n, 32, W, 3) uint8 BGR crops, their labels, and how many of them, at the end, are
         replay crops.
     """
-    n_replay = round(n * share) if len(replay) else 0
-    images, labels = domain.draw(n - n_replay, rng, config,
+    width, pool = domain_widths.choose(rng)
+    n_replay = round(n * share) if replay_widths is not None and len(replay) else 0
+    images, labels = domain.draw(n - n_replay, rng, config, pool=pool, width=width,
                                  augment=DOMAIN_AUGMENT if augment else 0.0)
     if n_replay:
-        more, more_labels = replay.draw(n_replay, rng, config, augment=1.0)
+        assert replay_widths is not None
+        more, more_labels = replay.draw(n_replay, rng, config, augment=1.0, width=width,
+                                        pool=replay_widths.up_to(width))
         images = np.concatenate([images, more])
         labels = labels + more_labels
     return images, labels, n_replay

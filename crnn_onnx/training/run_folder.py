@@ -73,6 +73,7 @@ class RunFolder:
             "pad_value": config.pad_value,
             "keep_ratio": config.keep_ratio,
             "bgr_to_rgb": config.bgr_to_rgb,
+            "width_policy": config.width_policy,
         }
         with atomic_path(self.config) as tmp:
             tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),

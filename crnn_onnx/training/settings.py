@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from crnn_onnx.config import WIDTH_POLICIES, WidthPolicy
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.training.labels import OutsidePolicy
 
@@ -43,6 +44,9 @@ class FinetuneSettings:
         steps: optimiser steps to train; or
         minutes: training time (the learning rate follows the elapsed share of it).
         batch_size: crops per step, replay included.
+        width_policy: the input widths trained at, and recorded in the config for inference:
+            ``bucket`` (each crop at its aspect ratio's width, batches of one width) or
+            ``fixed`` (every crop at the config width, as upstream trains).
         lr: peak learning rate (AdamW), reached after ``warmup`` steps, then cosine decay to
             2% of it.
         warmup: warm-up steps.
@@ -76,6 +80,7 @@ class FinetuneSettings:
     steps: int | None = None
     minutes: float | None = None
     batch_size: int = 64
+    width_policy: WidthPolicy = "bucket"
     lr: float = 3e-4
     warmup: int = 50
     weight_decay: float = 0.01
@@ -115,6 +120,9 @@ class FinetuneSettings:
         bad = next((name for name, ok in checks.items() if not ok), None)
         if bad is not None:
             raise CRNNError(f"{bad}={getattr(self, bad)!r} is out of range")
+        if self.width_policy not in WIDTH_POLICIES:
+            raise CRNNError(f"unknown width policy {self.width_policy!r} "
+                            f"(known: {', '.join(WIDTH_POLICIES)})")
         if self.charset is not None and not self.charset:
             raise CRNNError("charset is empty")
         if self.charset is not None and len(set(self.charset)) != len(self.charset):

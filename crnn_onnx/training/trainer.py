@@ -42,6 +42,7 @@ from crnn_onnx.training.inputs import prepare_inputs
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
 from crnn_onnx.training.settings import FinetuneSettings
+from crnn_onnx.training.widths import WidthGroups, crop_widths
 
 __all__ = ["FinetuneResult", "TrainEvent", "finetune"]
 
@@ -139,7 +140,14 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     model, config, train, val, replay = (inputs.model, inputs.config, inputs.train,
                                          inputs.val, inputs.replay)
     bf16 = inputs.bf16
-    val_images = val.fitted(config)
+    val_batches = val.fitted(config, settings.width_policy)
+    # Groups of at least a quarter batch, so that no batch repeats a handful of crops.
+    least = max(1, settings.batch_size // 4)
+    train_widths = WidthGroups.build(crop_widths(train.images, config, settings.width_policy),
+                                     least)
+    replay_widths = (WidthGroups.build(crop_widths(replay.images, config,
+                                                   settings.width_policy), least)
+                     if len(replay) else None)
 
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.create(settings.identity())
@@ -154,7 +162,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     step, trained_s, best, best_step = 0, 0.0, -1.0, 0
     resumed = resuming and folder.last.is_file()
     if not resumed:
-        start_accuracy = accuracy(model, val_images, val.labels, config)
+        start_accuracy = accuracy(model, val_batches, config)
     else:  # its start accuracy was scored when the run began
         state = torch.load(folder.last, map_location="cpu", weights_only=True)
         model.load_state_dict(state["train_model"])
@@ -183,9 +191,9 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
 
     def checkpoint(session_s: float) -> None:
         nonlocal best, best_step
-        scores = {"ema": accuracy(ema, val_images, val.labels, config)}
+        scores = {"ema": accuracy(ema, val_batches, config)}
         if ema is not model:
-            scores["raw"] = accuracy(model, val_images, val.labels, config)
+            scores["raw"] = accuracy(model, val_batches, config)
         which = max(scores, key=lambda k: scores[k])
         if scores[which] > best or not folder.best.is_file():
             best, best_step = max(best, scores[which]), step
@@ -208,7 +216,6 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     if finished_before:
         note(f"the run in {folder.root} is complete ({step:,} steps); nothing to train")
     rng = random.Random(f"{settings.seed}:{step}")
-    frames = sequence_length(config.width)
     session_start = time.perf_counter()
     window_start, window_crops, window_losses = session_start, 0, []
     bad_losses, interrupted, session_crops = 0, False, 0
@@ -221,7 +228,9 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         for group in optimiser.param_groups:
             group["lr"] = lr
         images, labels, n_replay = mix(train, replay, settings.batch_size, settings.replay,
-                                       rng, config, augment=settings.augment)
+                                       rng, config, augment=settings.augment,
+                                       domain_widths=train_widths, replay_widths=replay_widths)
+        frames = sequence_length(images.shape[2])
         targets = torch.tensor([config.charset.index(c) + 1 for y in labels for c in y])
         log_probs = F.log_softmax(forward(model, to_tensor(images, config), bf16), dim=2)
         loss = F.ctc_loss(log_probs, targets, torch.full((len(labels),), frames),
