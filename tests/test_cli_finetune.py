@@ -89,6 +89,8 @@ def test_a_new_charset_goes_through_export_info_predict_and_eval(tmp_path: Path,
     info = runner.invoke(app, ["info", str(run / "model.onnx"), "--format", "json"])
     assert info.exit_code == 0, info.output
     assert "".join(json.loads(info.stdout)["charset"]) == RECEIPT_CHARSET
+    # Trained at bucket widths, and said so: predict and eval then read that way by default.
+    assert json.loads(info.stdout)["width_policy"] == "bucket"
 
     read = runner.invoke(app, ["predict", str(data), "--model", str(run / "model.onnx"),
                                "--format", "jsonl", "--quiet"])

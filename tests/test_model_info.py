@@ -20,7 +20,8 @@ from crnn_onnx.weights import default_model_path
 
 DIGITS_AND_LETTERS = tuple("0123456789abcdefghijklmnopqrstuvwxyz")
 AS_DICT_KEYS = {"inputs", "outputs", "opset", "ir_version", "producer", "file_size",
-                "parameters", "charset", "blank_index", "width", "precision", "quantization",
+                "parameters", "charset", "blank_index", "width", "width_policy", "precision",
+                "quantization",
                 "layout", "metadata"}
 
 
@@ -57,6 +58,8 @@ def test_shipped_model_is_fp32_tnc_dynamic_width_with_its_charset() -> None:
     text = info.format_text()
     assert "images  float32 [batch, 3, 32, width]" in text
     assert "36 characters: 0123456789abcdefghijklmnopqrstuvwxyz" in text
+    # Exported before width policies were recorded: read as upstream's fixed width.
+    assert info.width_policy == "fixed" and "fixed (every crop at the model width)" in text
     assert f"{info.parameter_count:,}" in text
     # Aligned: every value starts in the column where the model's path does.
     lines = text.splitlines()
@@ -125,6 +128,7 @@ def test_model_without_crnn_onnx_metadata(tmp_path: Path) -> None:
     assert info.outputs[0].shape is None  # rank unknown
     assert (info.producer, info.opset, info.other_opsets) == ("handmade", 17, {})
     assert "charset" not in info.format_text()
+    assert info.width_policy is None and "width policy" not in info.format_text()
     check_json_ready(info)
 
 

@@ -93,6 +93,8 @@ class ModelInfo:
         blank_index: the CTC blank's class, from the metadata; ``None`` without it.
         width: the first input's width (its last axis) when it is an image batch: the fixed
             size or ``"dynamic"``; ``None`` for another kind of input.
+        width_policy: the width policy the model was trained for and inference uses by
+            default (``fixed`` or ``bucket``), from the metadata; ``None`` without it.
         precision: ``fp32``, ``fp16`` or ``int8``, from the metadata or the graph.
         quantization: for int8, the metadata's description of the quantization (parsed
             JSON); ``None`` otherwise or when the graph does not say.
@@ -113,6 +115,7 @@ class ModelInfo:
     charset: tuple[str, ...] | None
     blank_index: int | None
     width: Width
+    width_policy: str | None
     precision: Precision
     quantization: Any
     layout: Layout
@@ -129,6 +132,7 @@ class ModelInfo:
             "parameters": self.parameter_count, "classes": self.classes,
             "charset": list(self.charset) if self.charset is not None else None,
             "blank_index": self.blank_index, "width": self.width,
+            "width_policy": self.width_policy,
             "precision": self.precision, "quantization": self.quantization,
             "layout": self.layout, "metadata": dict(self.metadata),
         }
@@ -151,6 +155,9 @@ class ModelInfo:
         lines.append(("layout", f"{self.layout} ({_LAYOUT_WORDS[self.layout]})"))
         if self.width is not None:
             lines.append(("width", str(self.width)))
+        if self.width_policy is not None:
+            lines.append(("width policy", f"{self.width_policy} "
+                                          f"({_POLICY_WORDS[self.width_policy]})"))
         if self.charset is not None:
             lines.append(("charset", f"{len(self.charset)} characters: "
                                      f"{_short(_charset_text(self.charset))}"))
@@ -164,6 +171,8 @@ class ModelInfo:
 
 
 _LAYOUT_WORDS = {"TNC": "frames, batch, classes", "NTC": "batch, frames, classes"}
+_POLICY_WORDS = {"fixed": "every crop at the model width",
+                 "bucket": "each crop at its aspect ratio's width"}
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
@@ -189,12 +198,13 @@ def read_model_info(path: str | Path) -> ModelInfo:
     metadata = {p.key: p.value for p in model.metadata_props}
     charset: tuple[str, ...] | None = None
     blank: int | None = None
+    policy: str | None = None
     if has_config(metadata):
         try:
-            charset = config_from_metadata(metadata).charset
+            config = config_from_metadata(metadata)
         except CRNNError as err:
             raise CRNNError(f"{shown}: {one_line(err)}") from None
-        blank = BLANK_INDEX
+        charset, blank, policy = config.charset, BLANK_INDEX, config.width_policy
     graph = model.graph
     weights = {init.name for init in graph.initializer}
     inputs = tuple(_tensor(x) for x in graph.input if x.name not in weights)
@@ -210,7 +220,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         parameter_count=_elements([*graph.initializer,
                                    *(s.values for s in graph.sparse_initializer)]),
         classes=_fixed_last(outputs), charset=charset, blank_index=blank,
-        width=_width(inputs), precision=precision,
+        width=_width(inputs), width_policy=policy, precision=precision,
         quantization=_quantization(metadata) if precision == "int8" else None,
         layout="NTC" if metadata.get(LAYOUT_KEY) == "NTC" else "TNC", metadata=metadata,
     )
