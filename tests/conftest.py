@@ -12,6 +12,7 @@ of ``fonts-dejavu-core``, no background photographs, an empty cache folder
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import typer.testing
 from hypothesis import HealthCheck, settings
 
 from crnn_onnx.config import CRNNConfig
@@ -37,6 +39,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("crnn-onnx")
+
+# Typer's CliRunner builds the click command from the app on every invoke, evaluating the
+# annotations of every option of every command again: it cost more than many commands' own
+# runs. The CLI builds it once per process; so do the tests, once per app.
+if hasattr(typer.testing, "_get_command"):
+    typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 MODEL_SEED = 1234
 #: Where Debian and Ubuntu put DejaVu, and the faces of fonts-dejavu-core that every new

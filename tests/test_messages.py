@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -17,8 +18,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "crnn_onnx"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
 
 
-def _cli_flags() -> set[str]:
-    """Every long option of every command of the CLI."""
+@functools.cache
+def _cli_flags() -> frozenset[str]:
+    """Every long option of every command of the CLI (built once, as the CLI builds it)."""
     import typer.main
 
     group = typer.main.get_command(app)
@@ -27,7 +29,7 @@ def _cli_flags() -> set[str]:
         for param in command.params:
             flags.update(opt for opt in (*param.opts, *param.secondary_opts)
                          if opt.startswith("--"))
-    return flags
+    return frozenset(flags)
 
 
 def _message_strings(path: Path) -> list[str]:
