@@ -93,8 +93,7 @@ class ModelInfo:
         blank_index: the CTC blank's class, from the metadata; ``None`` without it.
         width: the first input's width (its last axis) when it is an image batch: the fixed
             size or ``"dynamic"``; ``None`` for another kind of input.
-        width_policy: the width policy the model was trained for and inference uses by
-            default (``fixed`` or ``bucket``), from the metadata; ``None`` without it.
+        width_policy: the width policy it was trained for (the metadata's), else ``None``.
         precision: ``fp32``, ``fp16`` or ``int8``, from the metadata or the graph.
         quantization: for int8, the metadata's description of the quantization (parsed
             JSON); ``None`` otherwise or when the graph does not say.
@@ -132,9 +131,9 @@ class ModelInfo:
             "parameters": self.parameter_count, "classes": self.classes,
             "charset": list(self.charset) if self.charset is not None else None,
             "blank_index": self.blank_index, "width": self.width,
-            "width_policy": self.width_policy,
-            "precision": self.precision, "quantization": self.quantization,
-            "layout": self.layout, "metadata": dict(self.metadata),
+            "width_policy": self.width_policy, "precision": self.precision,
+            "quantization": self.quantization, "layout": self.layout,
+            "metadata": dict(self.metadata),
         }
 
     def format_text(self) -> str:
@@ -156,8 +155,7 @@ class ModelInfo:
         if self.width is not None:
             lines.append(("width", str(self.width)))
         if self.width_policy is not None:
-            lines.append(("width policy", f"{self.width_policy} "
-                                          f"({_POLICY_WORDS[self.width_policy]})"))
+            lines.append(("width policy", self.width_policy))
         if self.charset is not None:
             lines.append(("charset", f"{len(self.charset)} characters: "
                                      f"{_short(_charset_text(self.charset))}"))
@@ -171,8 +169,6 @@ class ModelInfo:
 
 
 _LAYOUT_WORDS = {"TNC": "frames, batch, classes", "NTC": "batch, frames, classes"}
-_POLICY_WORDS = {"fixed": "every crop at the model width",
-                 "bucket": "each crop at its aspect ratio's width"}
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
@@ -196,9 +192,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
     if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
         raise CRNNError(f"{shown} is not an ONNX model")
     metadata = {p.key: p.value for p in model.metadata_props}
-    charset: tuple[str, ...] | None = None
-    blank: int | None = None
-    policy: str | None = None
+    charset, blank, policy = None, None, None
     if has_config(metadata):
         try:
             config = config_from_metadata(metadata)
