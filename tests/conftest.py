@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis_budget
 import numpy as np
 import pytest
 import typer.testing
 from hypothesis import HealthCheck, settings
+from hypothesis_budget import examples
 
 from crnn_onnx.config import CRNNConfig
 
@@ -39,6 +41,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("crnn-onnx")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The quick tier (``-m "not slow"``) draws a quarter of the property tests' examples
+    (tests/hypothesis_budget.py); the full run, CI's, draws them all."""
+    if "not slow" in (config.getoption("markexpr", "") or ""):
+        hypothesis_budget.QUICK = True
+        settings.register_profile("crnn-onnx-quick", settings.get_profile("crnn-onnx"),
+                                  max_examples=examples(100))
+        settings.load_profile("crnn-onnx-quick")
 
 # Typer's CliRunner builds the click command from the app on every invoke, evaluating the
 # annotations of every option of every command again: it cost more than many commands' own

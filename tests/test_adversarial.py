@@ -289,6 +289,7 @@ def test_explicit_device_file_is_refused_not_read(exported_model: Path) -> None:
     assert result.stdout == "/dev/zero\terror: not a regular file (a pipe, socket or device)\n"
 
 
+@pytest.mark.slow  # thousands of files through predict
 def test_thousands_of_files(exported_model: Path, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     """2500 files, every 50th broken, through --output: every one recorded, in order. The

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from hypothesis_budget import examples
 
 from crnn_onnx.inference import alignment
 from crnn_onnx.inference.alignment import (
@@ -39,7 +40,7 @@ _small_logits = st.integers(1, 5).flatmap(lambda t: hnp.arrays(
     np.float32, (t, 1, 3), elements=st.floats(-5, 5, width=32)))
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(_small_logits)
 def test_forward_matches_brute_force_enumeration(logits: np.ndarray) -> None:
     log_probs = ctc_log_probs(logits)[:, 0]
@@ -94,7 +95,7 @@ def _peaky(draw: st.DrawFn, num_classes: int) -> np.ndarray:
     return base
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(st.data())
 def test_viterbi_confidence_of_greedy_text_equals_greedy_confidence(data: st.DataObject
                                                                     ) -> None:

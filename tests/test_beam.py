@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from hypothesis_budget import examples
 
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
@@ -92,7 +93,7 @@ def test_beam_finds_the_labelling_greedy_misses() -> None:
     assert result.confidence == pytest.approx(0.35)
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(_peaky(6), st.integers(1, 12))
 def test_beam_equals_greedy_when_one_class_dominates_every_frame(logits: np.ndarray,
                                                                  beam_width: int) -> None:
@@ -101,7 +102,7 @@ def test_beam_equals_greedy_when_one_class_dominates_every_frame(logits: np.ndar
                          ctc_greedy_decode(logits, charset))
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(_random_logits(4), st.integers(1, 5))
 def test_beam_text_is_never_less_likely_than_greedy(logits: np.ndarray, beam_width: int
                                                     ) -> None:
@@ -112,7 +113,7 @@ def test_beam_text_is_never_less_likely_than_greedy(logits: np.ndarray, beam_wid
         assert len(b.char_probs) == len(b.text)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(_random_logits(4))
 def test_batch_decodes_like_each_sequence_alone(logits: np.ndarray) -> None:
     lex = Lexicon.from_words(["ab", "ba", "cab", "c"], ABC)
@@ -123,7 +124,7 @@ def test_batch_decodes_like_each_sequence_alone(logits: np.ndarray) -> None:
         assert whole == alone
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(_random_logits(len(FULL) + 1, max_t=26))
 def test_allowlist_of_the_whole_charset_changes_nothing(logits: np.ndarray) -> None:
     everything = class_mask(FULL, allowlist=DEFAULT_CHARSET)
@@ -134,7 +135,7 @@ _LETTERS_AND_BLANK = (0, *range(11, len(FULL) + 1))
 _DIGITS_AND_BLANK = tuple(range(11))
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(_peaky(len(FULL) + 1, margin=4.0, winners=_LETTERS_AND_BLANK, max_t=26))
 def test_digit_allowlist_reads_only_digits_from_letters(logits: np.ndarray) -> None:
     digits = class_mask(FULL, allowlist=DIGITS)
@@ -142,7 +143,7 @@ def test_digit_allowlist_reads_only_digits_from_letters(logits: np.ndarray) -> N
         assert set(result.text) <= set(DIGITS)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(_peaky(len(FULL) + 1, winners=_DIGITS_AND_BLANK, max_t=26))
 def test_digit_allowlist_reads_digits_like_greedy(logits: np.ndarray) -> None:
     digits = class_mask(FULL, allowlist=DIGITS)
@@ -157,7 +158,7 @@ def test_digit_allowlist_reads_digits_like_greedy(logits: np.ndarray) -> None:
 _small_lexicons = st.lists(st.text("abc", min_size=1, max_size=4), min_size=1, max_size=30)
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(_random_logits(4, -10, 10), _small_lexicons, st.integers(1, 6))
 def test_lexicon_output_is_always_a_lexicon_word(logits: np.ndarray, words: list[str],
                                                  beam_width: int) -> None:
@@ -168,7 +169,7 @@ def test_lexicon_output_is_always_a_lexicon_word(logits: np.ndarray, words: list
         assert 0.0 <= result.confidence <= 1.0
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(_random_logits(4, -3, 3, max_t=8), _small_lexicons)
 def test_lexicon_word_is_the_most_likely_word(logits: np.ndarray, words: list[str]) -> None:
     # Logits within [-3, 3] keep every class above the pruning threshold, and the beam is

@@ -47,6 +47,7 @@ def model(exported_model: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(exported_model, tmp_path / "crnn.onnx"))
 
 
+@pytest.mark.slow  # times PyTorch, ONNX Runtime and the pipeline
 def test_torch_and_ort_timed_on_the_same_inputs_with_pipeline(
     model: Path, upstream_checkpoint: Path, images: Path
 ) -> None:
@@ -185,6 +186,7 @@ def test_the_field_is_measured_against_the_machines_ceilings(model: Path) -> Non
         assert "torch-bf16 skipped: this CPU has neither AMX nor AVX512-BF16" in notes
 
 
+@pytest.mark.slow  # times both engines and the pipeline
 def test_cli_benchmark_runs_the_pipeline_on_the_engine_asked_for(model: Path,
                                                                 images: Path) -> None:
     pytest.importorskip("openvino", reason="needs the openvino extra")

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from hypothesis_budget import examples
 
 from crnn_onnx.config import BLANK_INDEX, DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
@@ -117,7 +118,7 @@ def test_mask_logits_needs_three_dimensions() -> None:
         mask_logits(np.zeros((2, 4), np.float32), np.ones(4, dtype=bool))
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(
     hnp.arrays(np.float32, st.tuples(st.integers(1, 20), st.integers(1, 3), st.just(5)),
                elements=st.floats(-1e4, 1e4, width=32)),

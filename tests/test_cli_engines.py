@@ -24,6 +24,7 @@ def labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # predict and eval on both engines
 def test_predict_and_eval_read_the_same_on_both_engines(labels: Path, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("openvino", reason="needs the openvino extra")

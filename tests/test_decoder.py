@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from hypothesis_budget import examples
 
 from crnn_onnx.config import BLANK_INDEX
 from crnn_onnx.errors import CRNNError
@@ -122,7 +123,7 @@ def _logits(draw: st.DrawFn, *, integral: bool = False) -> tuple[np.ndarray, tup
     return logits, charset
 
 
-@settings(max_examples=150)
+@settings(max_examples=examples(150))
 @given(_logits())
 def test_properties(case: tuple[np.ndarray, tuple[str, ...]]) -> None:
     logits, charset = case
@@ -136,7 +137,7 @@ def test_properties(case: tuple[np.ndarray, tuple[str, ...]]) -> None:
         assert all(0.0 <= p <= 1.0 for p in result.char_probs)
 
 
-@settings(max_examples=100)  # drawing arrays element by element costs ~10 ms an example
+@settings(max_examples=examples(100))  # drawing arrays element by element costs ~10 ms an example
 @given(_logits(integral=True))
 def test_matches_upstream_loop(case: tuple[np.ndarray, tuple[str, ...]]) -> None:
     logits, charset = case
@@ -144,7 +145,7 @@ def test_matches_upstream_loop(case: tuple[np.ndarray, tuple[str, ...]]) -> None
     assert [r.text for r in results] == upstream_best_path(logits, charset)
 
 
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(st.integers(1, 40), st.integers(1, 4), st.floats(-50, 50))
 def test_all_blank_gives_empty_text(t_len: int, n: int, other: float) -> None:
     logits = np.full((t_len, n, 4), other, dtype=np.float32)

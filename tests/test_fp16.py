@@ -61,6 +61,7 @@ def test_to_fp16_leaves_its_argument_alone(exported_model: Path) -> None:
     assert {p.key: p.value for p in converted.metadata_props}[PRECISION_KEY] == "fp16"
 
 
+@pytest.mark.slow  # an fp16 export and its verification
 def test_fp16_beyond_tolerance_writes_nothing(upstream_checkpoint: Path,
                                               default_config: CRNNConfig, tmp_path: Path) -> None:
     out = tmp_path / "tight.onnx"
@@ -72,6 +73,7 @@ def test_fp16_beyond_tolerance_writes_nothing(upstream_checkpoint: Path,
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # an fp16 export and its verification
 def test_cli_export_fp16_uses_the_fp16_tolerance(upstream_checkpoint: Path,
                                                  tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"

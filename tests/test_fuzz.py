@@ -23,6 +23,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
+from hypothesis_budget import examples
 from PIL import Image
 
 from crnn_onnx.config import MAX_WIDTH, CRNNConfig, load_config
@@ -33,7 +34,7 @@ from crnn_onnx.inference.images import MAX_PIXELS, decode_image, to_bgr_uint8
 from crnn_onnx.inference.preprocess import preprocess, target_width
 
 # On top of the suite's profile (tests/conftest.py): more examples, and big inputs are the point.
-FUZZ = settings(max_examples=120,
+FUZZ = settings(max_examples=examples(120),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CHARSET = ("a", "b", "c")
 
@@ -250,7 +251,7 @@ def test_decode_random_bytes(data: bytes) -> None:
     _check_decode(data)
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=examples(250))
 @given(st.sampled_from(SEEDS), st.randoms(use_true_random=False))
 def test_decode_mutated_files(seed: bytes, rnd: random.Random) -> None:
     """Flip, cut, insert and overwrite bytes of valid files (sizes and lengths included)."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
@@ -92,7 +93,7 @@ def test_trie_child_and_is_word() -> None:
     assert lex.child(root, "ca") == ca  # a multi-character token moves two levels
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(st.lists(st.text("abc", min_size=1, max_size=5), min_size=1, max_size=25),
        st.text("abcd", max_size=6))
 def test_trie_matches_brute_force(words: list[str], prefix: str) -> None:

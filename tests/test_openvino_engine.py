@@ -240,6 +240,7 @@ def _assert_same_winners(got: np.ndarray, expected: np.ndarray, *, lead: float,
     assert same.mean() >= overall, f"the same class in only {same.mean():.1%} of frames"
 
 
+@pytest.mark.slow  # compiles two int8 models and reads 48 crops with each
 @pytest.mark.parametrize("lstm", [True, False], ids=["dynamic-int8-lstm", "fp32-lstm"])
 def test_int8_models_from_quantize(shipped_int8: Callable[[bool], Any],
                                    assert_reads_like_fp32: Callable[..., None], cache: Path,

@@ -153,18 +153,19 @@ def test_auto_width_policy_is_the_one_the_model_was_trained_for(
 
     from crnn_onnx.contract import METADATA_PREFIX, set_metadata
 
+    images = [mixed_images[1], mixed_images[7]]  # 100 and 192 px wide under bucket
     plain = Predictor(exported_model, PredictorOptions(device="cpu"))
     assert plain.config.width_policy == "fixed" and plain.width_policy == "fixed"
     model = onnx.load(str(exported_model))
     set_metadata(model, {METADATA_PREFIX + "width_policy": '"bucket"'})
     trained_bucket = tmp_path / "bucket.onnx"
     onnx.save(model, str(trained_bucket))
-    auto = Predictor(trained_bucket, PredictorOptions(device="cpu", batch_size=32))
+    auto = Predictor(trained_bucket, PredictorOptions(device="cpu"))
     assert auto.config.width_policy == "bucket" and auto.width_policy == "bucket"
-    _assert_same(auto.predict(mixed_images), bucket_predictor.predict(mixed_images))
-    told = Predictor(trained_bucket, PredictorOptions(device="cpu", width_policy="fixed"))
+    _assert_same(auto.predict(images), bucket_predictor.predict(images))
+    told = Predictor(auto.engine, PredictorOptions(device="cpu", width_policy="fixed"))
     assert told.width_policy == "fixed"
-    _assert_same(told.predict(mixed_images), plain.predict(mixed_images))
+    _assert_same(told.predict(images), plain.predict(images))
 
 
 def test_arguments_are_validated(exported_model: Path) -> None:

@@ -136,6 +136,7 @@ def test_default_output_sits_beside_the_model() -> None:
     assert default_output(Path("w/crnn.onnx")) == Path("w/crnn.int8.onnx")
 
 
+@pytest.mark.slow  # a second quantization of the shipped model
 def test_cli_quantize_can_keep_the_lstm_float32_with_one_scale_per_tensor(
         exported_model: Path, crops: Path, tmp_path: Path) -> None:
     model = Path(shutil.copy(exported_model, tmp_path / "crnn.onnx"))

@@ -60,6 +60,7 @@ def test_realism_outside_zero_to_one_is_refused() -> None:
         next(synth_samples(1, realism=1.5))
 
 
+@pytest.mark.slow  # renders scenes and reads them with the shipped model
 def test_scene_labels_are_what_the_shipped_model_reads(bank: BackgroundBank,
                                                        dejavu: list[Path]) -> None:
     """Labels match what is drawn: the shipped model reads most scene crops as labelled (a
