@@ -119,7 +119,7 @@ def finetune(
     steps: Annotated[
         int | None, typer.Option("--steps", min=1, help="Optimiser steps instead of "
                                  "--minutes.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 32,
     width_policy: Annotated[
         Literal["bucket", "fixed"],
         typer.Option("--width-policy", help="bucket: each crop at its aspect ratio's width, as "

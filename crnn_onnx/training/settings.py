@@ -79,7 +79,7 @@ class FinetuneSettings:
     groups: Path | None = None
     steps: int | None = None
     minutes: float | None = None
-    batch_size: int = 64
+    batch_size: int = 32
     width_policy: WidthPolicy = "bucket"
     lr: float = 3e-4
     warmup: int = 50
