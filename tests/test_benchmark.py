@@ -89,6 +89,7 @@ def test_missing_engines_are_skipped_with_a_note(model: Path) -> None:
     assert report.pipeline is None and report.startup_s is None
 
 
+@pytest.mark.slow  # quantizes and times the int8 neighbour
 def test_int8_neighbour_is_found_and_compared(model: Path) -> None:
     # Any second model serves to check the wiring; a copy must give identical logits.
     shutil.copy(model, model.with_name("crnn.int8.onnx"))

@@ -37,6 +37,7 @@ def ckpt(upstream_checkpoint: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(upstream_checkpoint, tmp_path / "crnn_best.pth"))
 
 
+@pytest.mark.slow  # a static export verified at every batch size
 def test_static_export_with_verification(ckpt: Path, tmp_path: Path) -> None:
     output = tmp_path / "out" / "model.onnx"
     result = runner.invoke(app, ["export", "--ckpt", str(ckpt), "--output", str(output),

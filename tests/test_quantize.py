@@ -78,6 +78,7 @@ def test_int8_graph_runs_convolutions_and_lstm_in_int8(int8_model: Path) -> None
     assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
 
 
+@pytest.mark.slow  # renders 48 crops and reads them in fp32 and int8
 def test_int8_reads_what_fp32_reads(int8_model: Path,
                                     assert_reads_like_fp32: Callable[..., None]) -> None:
     """The shipped model quantized by `quantize` reads word crops on ONNX Runtime as it does
