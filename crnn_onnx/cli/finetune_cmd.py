@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
+from crnn_onnx.config import WidthPolicy
 
 if TYPE_CHECKING:
     from crnn_onnx.training.trainer import TrainEvent
@@ -121,7 +122,7 @@ def finetune(
                                  "--minutes.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 32,
     width_policy: Annotated[
-        Literal["bucket", "fixed"],
+        WidthPolicy,
         typer.Option("--width-policy", help="bucket: each crop at its aspect ratio's width, as "
                      "the model will then read by default; fixed: every crop at the model "
                      "width, as upstream.")] = "bucket",

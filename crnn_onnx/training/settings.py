@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from crnn_onnx.config import WIDTH_POLICIES, WidthPolicy
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.inference.options import check_choice
 from crnn_onnx.training.labels import OutsidePolicy
 
 __all__ = ["FinetuneSettings", "TrainPrecision"]
@@ -120,9 +121,7 @@ class FinetuneSettings:
         bad = next((name for name, ok in checks.items() if not ok), None)
         if bad is not None:
             raise CRNNError(f"{bad}={getattr(self, bad)!r} is out of range")
-        if self.width_policy not in WIDTH_POLICIES:
-            raise CRNNError(f"unknown width policy {self.width_policy!r} "
-                            f"(known: {', '.join(WIDTH_POLICIES)})")
+        check_choice("width policy", self.width_policy, WIDTH_POLICIES)
         if self.charset is not None and not self.charset:
             raise CRNNError("charset is empty")
         if self.charset is not None and len(set(self.charset)) != len(self.charset):
