@@ -104,6 +104,16 @@ def test_synth_compounds_option_reaches_the_generator(tmp_path: Path) -> None:
     assert out_of_range.exit_code == 2
 
 
+def test_synth_long_option_renders_long_texts(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    result = runner.invoke(app, ["synth", str(tmp_path / "long"), "-n", "3", "--seed", "4",
+                                 "--split", "train", "--long", "1"])
+    assert result.exit_code == 0, result.stderr
+    lines = (tmp_path / "long" / "labels.tsv").read_text(encoding="utf-8").splitlines()
+    assert [len(line.split("\t")[1]) >= 13 for line in lines] == [True] * 3
+    assert runner.invoke(app, ["synth", str(tmp_path / "x"), "--long", "2"]).exit_code == 2
+
+
 def test_synth_without_the_heldout_fonts_names_the_script(tmp_path: Path) -> None:
     """A new machine has DejaVu, a training family (conftest leaves only that): the default
     held-out split fails in one line that says how to install the held-out families."""

@@ -10,10 +10,11 @@ import pytest
 
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
+from crnn_onnx.synth import words as words_module
 from crnn_onnx.synth.backgrounds import BackgroundBank
 from crnn_onnx.synth.dataset import synth_samples, write_dataset
 from crnn_onnx.synth.fonts import discover_fonts, font_family, split_of_font
-from crnn_onnx.synth.words import WordSource, normalise_label, split_of_text
+from crnn_onnx.synth.words import LONG_MAX, LONG_MIN, WordSource, normalise_label, split_of_text
 
 pytest.importorskip("PIL", reason="the generator needs Pillow (the 'synth' extra)")
 
@@ -130,8 +131,44 @@ def test_compounds_put_capitals_inside_words() -> None:
         assert split_of_text(label) == "train"
 
 
+def test_long_texts_have_13_to_24_characters_of_every_kind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long words need long training texts: ``long`` draws labels of LONG_MIN..max_len
+    characters (dictionary words, compounds, codes), still of their split."""
+    words = tmp_path / "words"  # a dictionary of this test's own, whatever the machine has
+    words.write_text("\n".join(["cat", "window", "Paris", "internationalization",
+                                "counterrevolutionary", "electroencephalograph",
+                                "characteristically", "uncharacteristically"]))
+    monkeypatch.setattr(words_module, "_WORD_FILES", (str(words),))
+    source = WordSource(split="train", long=1.0, max_len=LONG_MAX)
+    assert source.long_words
+    rng = random.Random(6)
+    labels = [normalise_label(source.draw(rng)) for _ in range(200)]
+    assert all(LONG_MIN <= len(label) <= LONG_MAX for label in labels)
+    assert all(split_of_text(label) == "train" for label in labels)
+    assert any(label.isdigit() for label in labels)  # numbers and codes
+    assert any(label in {w.lower() for w in source.long_words} for label in labels)
+    assert max(map(len, labels)) > 16  # beyond what the default max_len allows
+
+
+def test_long_share_mixes_long_texts_into_ordinary_ones() -> None:
+    source = WordSource(split="train", long=0.3, max_len=LONG_MAX)
+    rng = random.Random(7)
+    lengths = [len(normalise_label(source.draw(rng))) for _ in range(400)]
+    share = sum(n >= LONG_MIN for n in lengths) / len(lengths)
+    assert 0.2 < share < 0.45  # the long share plus the few ordinary texts that are long
+
+
+def test_write_dataset_long_option_draws_long_labels(tmp_path: Path) -> None:
+    fonts = discover_fonts("train")[:2]
+    labels = write_dataset(tmp_path / "long", 5, split="train", seed=9, fonts=fonts, long=1.0)
+    texts = [line.split("\t")[1] for line in labels.read_text(encoding="utf-8").splitlines()]
+    assert len(texts) == 5 and all(len(text) >= LONG_MIN for text in texts)
+
+
 def test_compounds_are_off_by_default_so_held_out_sets_keep_their_texts() -> None:
-    default, off = WordSource(split="heldout"), WordSource(split="heldout", compounds=0.0)
-    assert default.compounds == 0.0
+    default = WordSource(split="heldout")
+    off = WordSource(split="heldout", compounds=0.0, long=0.0)
+    assert default.compounds == 0.0 and default.long == 0.0
     rng_a, rng_b = random.Random(2026), random.Random(2026)
     assert [default.draw(rng_a) for _ in range(50)] == [off.draw(rng_b) for _ in range(50)]

@@ -194,3 +194,19 @@ def test_batches_hold_one_width_and_validation_fits_each_crop_as_inference_does(
     fitted = crops.fitted(config, "bucket")
     assert [(b.shape[2], len(y)) for b, y in fitted] == [(100, 20), (160, 20), (320, 20)]
     assert [b.shape[2] for b, _ in crops.fitted(config, "fixed")] == [100]
+
+
+def test_replay_renders_include_long_texts_for_wide_buckets() -> None:
+    """Fine-tuning at bucket widths must keep long words readable: a share of the replay
+    renders are long texts (13+ characters), so the wide buckets are trained too."""
+    pytest.importorskip("PIL")
+    from crnn_onnx.config import DEFAULT_CHARSET
+    from crnn_onnx.synth.words import LONG_MIN
+    from crnn_onnx.training.replay import LONG_SHARE, render_replay
+
+    crops = render_replay(80, DEFAULT_CHARSET, seed=1)
+    long = sum(len(label) >= LONG_MIN for label in crops.labels)
+    assert len(crops) == 80
+    assert long >= LONG_SHARE * 80 / 2
+    widest = max(image.shape[1] * 32 / image.shape[0] for image in crops.images)
+    assert widest > 200  # at their own aspect ratio, not squeezed

@@ -137,6 +137,12 @@ def synth(
                      "(PayPal, SaiGon), as in logos and brand names; 0 draws none and leaves "
                      "a seed's crops unchanged."),
     ] = 0.0,
+    long: Annotated[
+        float,
+        typer.Option("--long", min=0.0, max=1.0, help="Share of long texts (13 to 24 "
+                     "characters: long words, compounds, codes); 0 draws none and leaves a "
+                     "seed's crops unchanged."),
+    ] = 0.0,
     realism: Annotated[
         float,
         typer.Option("--realism", min=0.0, max=1.0, help="Share of crops drawn as photographed "

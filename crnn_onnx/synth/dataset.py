@@ -23,7 +23,7 @@ from crnn_onnx.synth.backgrounds import BackgroundBank, default_bank
 from crnn_onnx.synth.fonts import discover_fonts, font_family
 from crnn_onnx.synth.render import render_word
 from crnn_onnx.synth.scene import render_scene_word
-from crnn_onnx.synth.words import Split, WordSource, normalise_label
+from crnn_onnx.synth.words import LONG_MAX, Split, WordSource, normalise_label
 
 __all__ = ["Sample", "require_pillow", "synth_samples", "write_dataset"]
 
@@ -97,14 +97,16 @@ def synth_samples(n: int, *, split: Split = "train", seed: int = 0,
 
 def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", seed: int = 0,
                   fonts: Sequence[str | Path] | None = None, compounds: float = 0.0,
-                  realism: float = 0.0, backgrounds: BackgroundBank | None = None) -> Path:
+                  long: float = 0.0, realism: float = 0.0,
+                  backgrounds: BackgroundBank | None = None) -> Path:
     """Render ``count`` crops as PNG files plus a ``labels.tsv`` (``name<TAB>label``).
 
     The result is what ``crnn-onnx eval`` reads. Files are named ``000000.png`` onwards; the
     labels file is written last, atomically, so a folder with a ``labels.tsv`` is complete.
-    ``compounds`` is the share of CamelCase texts (see :class:`WordSource`); ``realism`` the
-    share of realistic crops, ``fonts`` and ``backgrounds`` what they are drawn with, as for
-    :func:`synth_samples`. At 0 neither share spends a random draw, so a seed's crops do not
+    ``compounds`` is the share of CamelCase texts and ``long`` the share of long ones (labels
+    of 13 to 24 characters; see :class:`WordSource`); ``realism`` the share of realistic
+    crops, ``fonts`` and ``backgrounds`` what they are drawn with, as for
+    :func:`synth_samples`. At 0 no share spends a random draw, so a seed's crops do not
     depend on whether the options exist.
 
     Returns:
@@ -118,7 +120,8 @@ def write_dataset(out_dir: str | Path, count: int, *, split: Split = "heldout", 
     lines = []
     try:
         out.mkdir(parents=True, exist_ok=True)
-        words = WordSource(split=split, compounds=compounds)
+        words = (WordSource(split=split, compounds=compounds, long=long, max_len=LONG_MAX)
+                 if long else WordSource(split=split, compounds=compounds))
         samples = synth_samples(count, split=split, seed=seed, fonts=fonts, words=words,
                                 realism=realism, backgrounds=backgrounds)
         for i, sample in enumerate(samples):

@@ -17,12 +17,16 @@ from typing import Literal
 from crnn_onnx.config import DEFAULT_CHARSET
 from crnn_onnx.errors import CRNNError
 
-__all__ = ["Split", "WordSource", "normalise_label", "split_of_text"]
+__all__ = ["LONG_MAX", "LONG_MIN", "Split", "WordSource", "normalise_label", "split_of_text"]
 
 Split = Literal["train", "heldout"]
 
 _WORD_FILES = ("/usr/share/dict/words",)
 _HELDOUT_TEXT_MODULUS = 10  # one text in ten (by hash) is held out
+#: Fewest characters of a long text's label (:attr:`WordSource.long`).
+LONG_MIN = 13
+#: Most characters of a text's label where long texts are drawn (``max_len`` to ask for).
+LONG_MAX = 24
 
 
 def _stable_hash(text: str) -> int:
@@ -53,14 +57,18 @@ class WordSource:
     from pronounceable syllable combinations. Only texts of the requested split are returned.
 
     ``compounds`` is the share of CamelCase compounds (``PayPal``, ``SaiGon``, ``RoomB12``):
-    brand names and logos put capitals inside a word. At 0 (the default) no random draw is
-    spent on it, so the texts a seed gives do not depend on the option.
+    brand names and logos put capitals inside a word. ``long`` is the share of long texts
+    (labels of :data:`LONG_MIN` to ``max_len`` characters: long dictionary words, compounds of
+    three or four words, long codes and numbers), which a model needs to see to read them at
+    their own width. At 0 (the defaults) neither spends a random draw, so the texts a seed
+    gives do not depend on the options.
     """
 
     split: Split = "train"
     max_len: int = 16
     charset: str = DEFAULT_CHARSET
     compounds: float = 0.0
+    long: float = 0.0
 
     def __post_init__(self) -> None:
         words: list[str] = []
@@ -74,6 +82,7 @@ class WordSource:
         words = [w for w in dict.fromkeys(words) if split_of_text(w.lower()) == self.split]
         self.names = [w for w in words if w[0].isupper()]
         self.words = [w for w in words if w[0].islower()]
+        self.long_words = [w for w in self.words if len(w) >= LONG_MIN]
 
     def _dictionary(self, rng: random.Random, names: bool) -> str:
         pool = self.names if names else self.words
@@ -114,10 +123,35 @@ class WordSource:
             parts.append(str(rng.randint(0, 99)))
         return "".join(part.capitalize() for part in parts)
 
+    def _long(self, rng: random.Random) -> str:
+        """A text whose label is probably :data:`LONG_MIN` characters or more."""
+        kind = rng.random()
+        if kind < 0.35 and self.long_words:
+            return rng.choice(self.long_words)
+        if kind < 0.75:  # compounds: three or four words, joined or CamelCase
+            parts = [self._dictionary(rng, names=rng.random() < 0.3)
+                     for _ in range(rng.choice([3, 3, 4]))]
+            if rng.random() < 0.5:
+                return "".join(part.capitalize() for part in parts)
+            return "".join(part.lower() for part in parts)
+        alphabet = rng.choice([string.digits, string.ascii_uppercase + string.digits,
+                               string.ascii_lowercase + string.digits])
+        # codes and numbers, sometimes in groups (the separators are not in the label)
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(LONG_MIN, self.max_len)))
+        if rng.random() < 0.4:
+            step = rng.randint(3, 5)
+            text = rng.choice(["-", " ", "."]).join(text[i:i + step]
+                                                    for i in range(0, len(text), step))
+        return text
+
     def draw(self, rng: random.Random) -> str:
         """One text (case and light punctuation applied) whose label lies in this split."""
         for _ in range(100):
-            if self.compounds and rng.random() < self.compounds:
+            wants_long = bool(self.long) and rng.random() < self.long
+            if wants_long:
+                text = self._long(rng)
+                case = rng.random()
+            elif self.compounds and rng.random() < self.compounds:
                 text = self._compound(rng)
                 case = 1.0  # the capitals inside are the point: keep them
             else:
@@ -133,6 +167,7 @@ class WordSource:
                 text = (rng.choice(["", "(", '"', "'"]) + text
                         + rng.choice([".", ",", ":", ")", "!", "?", "'s"]))
             label = normalise_label(text, self.charset)
-            if 1 <= len(label) <= self.max_len and split_of_text(label) == self.split:
+            shortest = LONG_MIN if wants_long else 1
+            if shortest <= len(label) <= self.max_len and split_of_text(label) == self.split:
                 return text
         raise CRNNError("could not draw a text for this split")  # pragma: no cover

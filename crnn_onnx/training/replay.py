@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: Share of the renders drawn as photographed scenes, when background images are installed.
 SCENE_SHARE = 0.3
+#: Share of the renders with long texts (13 to 24 characters), read at their own width.
+LONG_SHARE = 0.1
 #: Share of the domain's crops augmented when augmentation is on.
 DOMAIN_AUGMENT = 0.5
 
@@ -39,6 +41,7 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
     """
     from crnn_onnx.synth.backgrounds import default_bank
     from crnn_onnx.synth.dataset import require_pillow, synth_samples
+    from crnn_onnx.synth.words import LONG_MAX, WordSource
 
     require_pillow("rendering replay crops")
     try:
@@ -49,8 +52,9 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
         bank, realism = None, 0.0
     images: list[np.ndarray] = []
     texts: list[str] = []
+    words = WordSource(split="train", long=LONG_SHARE, max_len=LONG_MAX)
     for sample in synth_samples(count, split="train", seed=seed, realism=realism,
-                                backgrounds=bank):
+                                backgrounds=bank, words=words):
         images.append(sample.image)
         texts.append(sample.text)
     fit = fit_labels(texts, charset, "drop")
