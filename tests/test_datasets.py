@@ -86,6 +86,18 @@ def test_malformed_lmdb_is_one_clear_error(tmp_path: Path, entries: dict[bytes, 
         read_lmdb(folder)
 
 
+def test_a_folder_holding_labels_tsv_reads_as_that_file(tmp_path: Path) -> None:
+    (tmp_path / "labels.tsv").write_text("a.png\tcat\nb.png\tdog\n", encoding="utf-8")
+    assert read_labelled_set(tmp_path) == read_labelled_set(tmp_path / "labels.tsv")
+    assert [item.path for item in read_labelled_set(tmp_path)] == [tmp_path / "a.png",
+                                                                   tmp_path / "b.png"]
+
+
+def test_a_folder_with_neither_labels_nor_lmdb_names_both(tmp_path: Path) -> None:
+    with pytest.raises(CRNNError, match=r"neither labels\.tsv nor an LMDB dataset"):
+        read_labelled_set(tmp_path)
+
+
 def test_a_folder_that_is_no_lmdb_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CRNNError, match="cannot open LMDB dataset"):
         read_lmdb(tmp_path / "missing")

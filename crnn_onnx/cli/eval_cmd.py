@@ -33,8 +33,9 @@ from crnn_onnx.synth.words import Split
 def evaluate(
     labels: Annotated[
         Path,
-        typer.Argument(help="TSV of 'relative/path<TAB>text' lines, paths relative to its folder; "
-                       "or an LMDB dataset folder (num-samples, image-%09d, label-%09d keys).",
+        typer.Argument(help="TSV of 'relative/path<TAB>text' lines, paths relative to its folder "
+                       "(or the folder holding it as labels.tsv); or an LMDB dataset folder "
+                       "(num-samples, image-%09d, label-%09d keys).",
                        metavar="LABELS", show_default=False),
     ],
     model: ModelOption = None,
@@ -156,5 +157,5 @@ def synth(
         from crnn_onnx.synth.dataset import write_dataset
 
         labels = write_dataset(out_dir, count, split=split, seed=seed, compounds=compounds,
-                               realism=realism)
+                               long=long, realism=realism)
     typer.echo(f"wrote {count} crops and {labels}")

@@ -1,7 +1,8 @@
 """Labelled sets to evaluate on: a ``labels.tsv`` beside its images, or an LMDB dataset.
 
 * ``labels.tsv``: ``relative/path<TAB>text`` lines, paths relative to the file's folder (what
-  ``crnn-onnx synth`` writes); blank lines and ``#`` comments are skipped.
+  ``crnn-onnx synth`` writes); blank lines and ``#`` comments are skipped. Its folder may be
+  named instead of the file.
 * LMDB, the format of deep-text-recognition-benchmark and PARSeq: keys ``num-samples``,
   ``image-%09d`` (encoded image bytes) and ``label-%09d`` (UTF-8 text), counting from 1;
   needs the ``lmdb`` package (the ``lmdb`` extra). An entry whose image is missing is kept,
@@ -37,12 +38,18 @@ class LabelledImage:
 
 
 def read_labelled_set(path: str | Path) -> list[LabelledImage]:
-    """A ``labels.tsv`` file, or an LMDB dataset (its folder or its ``data.mdb``).
+    """A ``labels.tsv`` file (or the folder holding it), or an LMDB dataset (its folder or
+    its ``data.mdb``).
 
     Raises:
-        CRNNError: as :func:`read_labels` or :func:`read_lmdb`.
+        CRNNError: a folder holds neither; otherwise as :func:`read_labels` or
+            :func:`read_lmdb`.
     """
     path = Path(path)
+    if path.is_dir() and (path / "labels.tsv").is_file():
+        return read_labels(path / "labels.tsv")
+    if path.is_dir() and not (path / "data.mdb").is_file():
+        raise CRNNError(f"{str(path)!r} holds neither labels.tsv nor an LMDB dataset (data.mdb)")
     if path.is_dir() or path.suffix == ".mdb":
         return read_lmdb(path)
     return read_labels(path)

@@ -136,10 +136,9 @@ def read_crops(sources: Sequence[str | Path], charset: Sequence[str], policy: Ou
     decoded: dict[int, np.ndarray] = {}  # item index -> already decoded image (shards)
     for source in sources:
         path = Path(source)
-        shards = sorted(path.glob("*.npz")) if path.is_dir() else []
-        if path.is_dir() and (path / "labels.tsv").is_file():
-            path = path / "labels.tsv"
-        elif shards:
+        tsv = path.is_dir() and (path / "labels.tsv").is_file()
+        shards = sorted(path.glob("*.npz")) if path.is_dir() and not tsv else []
+        if shards:
             for shard in shards:
                 with np.load(shard) as content:
                     for i, (image, label) in enumerate(
@@ -147,7 +146,7 @@ def read_crops(sources: Sequence[str | Path], charset: Sequence[str], policy: Ou
                         decoded[len(items)] = image
                         items.append(LabelledImage(shard / str(i), str(label)))
             continue
-        elif not path.exists():
+        if not path.exists():
             raise CRNNError(f"training data {str(source)!r} not found")
         items += read_labelled_set(path)
     fit = fit_labels([item.text for item in items], charset, policy,
