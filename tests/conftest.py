@@ -221,6 +221,16 @@ def exported_model(upstream_checkpoint: Path, default_config: CRNNConfig,
 
 
 @pytest.fixture(scope="session")
+def static_model(random_model, default_config: CRNNConfig,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``random_model`` exported with a fixed (1, 3, 32, 100) input, like upstream's own."""
+    from crnn_onnx.export.exporter import export_onnx
+
+    path = tmp_path_factory.mktemp("static") / "static.onnx"
+    return export_onnx(random_model, default_config, path, dynamic=False)
+
+
+@pytest.fixture(scope="session")
 def fp16_model(upstream_checkpoint: Path, random_model, default_config: CRNNConfig,
                tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``upstream_checkpoint`` exported with ``fp16=True`` (float16 inside, float32 input and

@@ -27,16 +27,6 @@ def cpu_session(exported_model: Path) -> OrtEngine:
 
 
 @pytest.fixture(scope="module")
-def static_model(random_model, default_config: CRNNConfig,
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fixed (1, 3, 32, 100) export, like upstream's own."""
-    from crnn_onnx.export.exporter import export_onnx
-
-    path = tmp_path_factory.mktemp("static") / "static.onnx"
-    return export_onnx(random_model, default_config, path, dynamic=False)
-
-
-@pytest.fixture(scope="module")
 def bare_model(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The exported model with its crnn-onnx metadata stripped."""
     import onnx

@@ -53,16 +53,6 @@ def ort_engine(exported_model: Path) -> OrtEngine:
     return _ort(exported_model)
 
 
-@pytest.fixture(scope="module")
-def static_model(random_model, default_config: CRNNConfig,
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fixed (1, 3, 32, 100) export, like upstream's own."""
-    from crnn_onnx.export.exporter import export_onnx
-
-    path = tmp_path_factory.mktemp("static") / "static.onnx"
-    return export_onnx(random_model, default_config, path, dynamic=False)
-
-
 def _batch(n: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, 32, width), dtype=np.float32)
 
