@@ -18,6 +18,7 @@ from crnn_onnx.inference.preprocess import (
     preprocess,
     resized_width,
     target_width,
+    widest_width,
 )
 
 MEAN = (0.485, 0.456, 0.406)
@@ -151,6 +152,20 @@ def test_batch_stacks_and_handles_empty() -> None:
 )
 def test_target_width(shape: tuple[int, int], policy: str, expected: int) -> None:
     assert target_width(shape, CRNNConfig(), policy) == expected  # type: ignore[arg-type]
+
+
+def test_widest_width_bounds_every_target_width() -> None:
+    """Training sizes its longest label by the widest input a policy gives: no crop's target
+    width may exceed it, for a config narrower or wider than the bucket cap."""
+    for config in (CRNNConfig(), CRNNConfig(image_shape=(3, 32, 1000))):
+        for policy in ("fixed", "bucket"):
+            widest = widest_width(config, policy)  # type: ignore[arg-type]
+            widths = {target_width((32, w), config, policy)  # type: ignore[arg-type]
+                      for w in (10, 100, 900, 5000, 40000)}
+            assert max(widths) == widest
+    assert widest_width(CRNNConfig(), "bucket") == MAX_BUCKET_WIDTH
+    with pytest.raises(CRNNError, match="unknown width policy"):
+        widest_width(CRNNConfig(), "auto")  # type: ignore[arg-type]
 
 
 def test_bucket_widths_are_multiples_of_the_stride() -> None:

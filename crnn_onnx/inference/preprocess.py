@@ -34,6 +34,7 @@ __all__ = [
     "preprocess",
     "resized_width",
     "target_width",
+    "widest_width",
 ]
 
 #: Bucket widths above the config width are multiples of this (also a multiple of the
@@ -52,6 +53,20 @@ def resized_width(height: int, width: int, target_height: int, max_width: int) -
     return max_width if natural > max_width else max(1, int(natural))
 
 
+def widest_width(config: CRNNConfig, policy: WidthPolicy) -> int:
+    """The widest input ``policy`` gives: ``config.width`` for ``fixed``, else
+    ``max(MAX_BUCKET_WIDTH, config.width)``.
+
+    Raises:
+        CRNNError: unknown policy.
+    """
+    if policy == "fixed":
+        return config.width
+    if policy != "bucket":
+        raise CRNNError(f"unknown width policy {policy!r} (known: {', '.join(WIDTH_POLICIES)})")
+    return max(MAX_BUCKET_WIDTH, config.width)
+
+
 def target_width(
     image_shape: tuple[int, ...], config: CRNNConfig, policy: WidthPolicy = "fixed"
 ) -> int:
@@ -67,11 +82,9 @@ def target_width(
     Raises:
         CRNNError: unknown policy.
     """
+    cap = widest_width(config, policy)
     if policy == "fixed":
-        return config.width
-    if policy != "bucket":
-        raise CRNNError(f"unknown width policy {policy!r} (known: {', '.join(WIDTH_POLICIES)})")
-    cap = max(MAX_BUCKET_WIDTH, config.width)
+        return cap
     natural = resized_width(image_shape[0], image_shape[1], config.height, cap)
     if natural <= config.width:
         return config.width

@@ -15,7 +15,7 @@ from crnn_onnx.contract import sequence_length
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.export.checkpoint import load_checkpoint
 from crnn_onnx.export.model import CRNN
-from crnn_onnx.inference.preprocess import MAX_BUCKET_WIDTH
+from crnn_onnx.inference.preprocess import widest_width
 from crnn_onnx.training.charset import with_charset
 from crnn_onnx.training.data import CropSet, holdout_split, read_crops, read_groups
 from crnn_onnx.training.precision import resolve_precision
@@ -83,7 +83,7 @@ def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> I
                                     seed=settings.seed)
         note(f"charset: {len(config.charset)} characters; {len(fresh)} new start fresh "
              f"({''.join(fresh)!r}), the rest keep their classifier rows")
-    widest = config.width if settings.width_policy == "fixed" else MAX_BUCKET_WIDTH
+    widest = widest_width(config, config.width_policy)
     max_label = sequence_length(widest) - 2
     crops, report = read_crops(settings.data, config.charset, settings.outside_charset,
                                max_label=max_label)
@@ -113,8 +113,8 @@ def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> I
     if settings.replay:
         note(f"replay: {settings.replay:.0%} of every batch from {len(replay):,} general crops")
     note("widths: " + (f"each crop at its aspect ratio's width ({config.width} to "
-                       f"{MAX_BUCKET_WIDTH} px, batches of one width), as inference reads it"
-                       if settings.width_policy == "bucket"
+                       f"{widest} px, batches of one width), as inference reads it"
+                       if config.width_policy == "bucket"
                        else f"every crop at {config.width} px"))
     note(f"precision: {'bf16 (this CPU computes it natively)' if bf16 else 'fp32'}")
 

@@ -38,6 +38,7 @@ from crnn_onnx.training.batches import (
     to_tensor,
     training_mode,
 )
+from crnn_onnx.training.data import CropSet
 from crnn_onnx.training.inputs import prepare_inputs
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
@@ -140,14 +141,15 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     model, config, train, val, replay = (inputs.model, inputs.config, inputs.train,
                                          inputs.val, inputs.replay)
     bf16 = inputs.bf16
-    val_batches = val.fitted(config, settings.width_policy)
+    val_batches = val.fitted(config, config.width_policy)
     # Groups of at least a quarter batch, so that no batch repeats a handful of crops.
     least = max(1, settings.batch_size // 4)
-    train_widths = WidthGroups.build(crop_widths(train.images, config, settings.width_policy),
-                                     least)
-    replay_widths = (WidthGroups.build(crop_widths(replay.images, config,
-                                                   settings.width_policy), least)
-                     if len(replay) else None)
+
+    def width_groups(crops: CropSet) -> WidthGroups:
+        return WidthGroups.build(crop_widths(crops.images, config, config.width_policy), least)
+
+    train_widths = width_groups(train)
+    replay_widths = width_groups(replay) if len(replay) else None
 
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.create(settings.identity())
