@@ -53,6 +53,24 @@ def test_realism_off_renders_the_sets_of_before(tmp_path: Path, bank: Background
     assert render("scene", realism=1.0)[1] != default[1]
 
 
+def test_street_view_shrinks_the_text_and_washes_out_its_colours() -> None:
+    """SVT's signs: text 40 px high seen at 10-20 px and upsampled keeps its size but loses
+    its finest detail (1 px stripes) and much of its saturation."""
+    from crnn_onnx.synth.effects import street_view
+
+    image = np.zeros((60, 200, 3), np.float32)
+    image[:, ::2] = (250, 20, 20)  # red and green stripes, one pixel each
+    image[:, 1::2] = (20, 250, 20)
+    for seed in range(5):
+        out = street_view(image, random.Random(seed), size=40)
+        assert out.shape == image.shape and out.dtype == np.float32
+        detail = np.abs(np.diff(out, axis=1)).mean() / np.abs(np.diff(image, axis=1)).mean()
+        assert detail < 0.2
+        spread = (out.max(axis=2) - out.min(axis=2)).mean() / 230
+        assert spread < 0.9
+        assert np.array_equal(out, street_view(image, random.Random(seed), size=40))
+
+
 def test_realism_outside_zero_to_one_is_refused() -> None:
     from crnn_onnx.errors import CRNNError
 

@@ -26,6 +26,7 @@ __all__ = [
     "numpy_rng",
     "perspective",
     "sensor_noise",
+    "street_view",
     "to_uint8",
 ]
 
@@ -169,7 +170,33 @@ def jpeg(bgr: np.ndarray, rng: random.Random, lo: int = 10, hi: int = 80) -> np.
     return decoded if decoded is not None else bgr
 
 
-def camera(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
+def street_view(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
+    """A sign seen from the street, far off: text ``size`` px high shrunk to 10-20 px,
+    JPEG-compressed at that size, upsampled back, its colours washed out by haze.
+
+    Args:
+        image: (H, W, 3) float32 RGB on the 0..255 scale.
+        rng: the only source of randomness.
+        size: the text's height in pixels.
+
+    Returns:
+        (H, W, 3) float32 RGB on the 0..255 scale.
+    """
+    h, w = image.shape[:2]
+    f = min(1.0, rng.uniform(10.0, 20.0) / size)
+    small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
+                       interpolation=cv2.INTER_AREA)
+    small = jpeg(np.ascontiguousarray(to_uint8(small)[..., ::-1]), rng, 20, 70)[..., ::-1]
+    image = cv2.resize(small.astype(np.float32), (w, h),
+                       interpolation=rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC]))
+    grey = image.mean(axis=2, keepdims=True)
+    image = grey + (image - grey) * rng.uniform(0.35, 0.9)
+    haze = rng.uniform(0.0, 0.2)
+    return (image * (1 - haze) + np.float32(rng.uniform(140, 220)) * haze).astype(np.float32)
+
+
+def camera(image: np.ndarray, rng: random.Random, size: int, *, far: bool = False
+           ) -> np.ndarray:
     """What a camera adds, each with its own chance: uneven light, colour changes, blur (up
     to ``size``-dependent strength), low resolution, noise, JPEG, grey, inversion.
 
@@ -177,6 +204,8 @@ def camera(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
         image: (H, W, 3) float32 RGB on the 0..255 scale.
         rng: the only source of randomness.
         size: the text's size in pixels, which scales the blur.
+        far: the image already went through :func:`street_view`: no further blur, loss of
+            resolution or JPEG, which would leave little to read.
 
     Returns:
         (H, W, 3) uint8 BGR.
@@ -185,14 +214,14 @@ def camera(image: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
         image = illumination(image, rng)
     if rng.random() < 0.4:
         image = colour_jitter(image, rng)
-    if rng.random() < 0.5:
+    if not far and rng.random() < 0.5:
         image = blur(image, rng, max_sigma=0.4 + size / 35)
-    if rng.random() < 0.45:
+    if not far and rng.random() < 0.45:
         image = down_up(image, rng, min_height=9)
     if rng.random() < 0.4:
         image = sensor_noise(image, rng)
     bgr = np.ascontiguousarray(to_uint8(image)[..., ::-1])
-    if rng.random() < 0.45:
+    if not far and rng.random() < 0.45:
         bgr = jpeg(bgr, rng, 10, 85)
     if rng.random() < 0.08:
         bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)

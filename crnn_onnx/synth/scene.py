@@ -9,7 +9,9 @@ Beyond :mod:`crnn_onnx.synth.render`, a scene crop has
 * outlined, shadowed and extruded (3-D) lettering, and fills with a gradient;
 * slivers of neighbouring letters cut in at the crop's edges (never enough of one to read);
 * uneven light, glare and cast shadows, defocus and motion blur, low resolution, sensor noise,
-  JPEG artefacts, colour casts.
+  JPEG artefacts, colour casts;
+* a share seen from the street, far off, as Street View sees signs: text 10-20 px high,
+  compressed at that size and upsampled, colours washed out.
 
 The label is the word alone: neighbouring letters are kept to at most
 :data:`MAX_NEIGHBOUR_VISIBLE` of a letter's width inside the crop.
@@ -34,6 +36,8 @@ __all__ = ["MAX_NEIGHBOUR_VISIBLE", "render_scene_word"]
 MAX_NEIGHBOUR_VISIBLE = 0.2
 _NEIGHBOURS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # Sign and label colour pairs (RGB): plate, lettering.
+#: Share of crops seen as from the street, far off (SVT's signs): see effects.street_view.
+STREET_VIEW = 0.3
 _SIGN_COLOURS = (
     ((200, 30, 35), (250, 250, 245)), ((20, 60, 150), (250, 250, 250)),
     ((15, 110, 60), (250, 250, 250)), ((250, 210, 20), (20, 20, 20)),
@@ -288,4 +292,7 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
     opacity = rng.uniform(0.75, 1.0)
     a = letters[..., None] * opacity
     image = image * (1 - a) + ink * a
-    return effects.camera(image, rng, size)
+    far = rng.random() < STREET_VIEW
+    if far:
+        image = effects.street_view(image, rng, size)
+    return effects.camera(image, rng, size, far=far)
