@@ -85,3 +85,9 @@ def test_finetune_trains_on_real_crops_with_rendered_shards_replayed_and_ships(
     assert shipped.returncode == 0, shipped.stderr
     assert {p.name for p in weights.iterdir()} == {"crnn.pth", "crnn.yaml", "crnn.onnx"}
     assert "max diff" in shipped.stdout and "word accuracy" in shipped.stdout.lower()
+    # The run's config ships with it: the model reads at the widths it was trained at.
+    from crnn_onnx.config import load_config
+    from crnn_onnx.inspection.model_info import read_model_info
+
+    assert load_config(weights / "crnn.yaml").width_policy == "bucket"
+    assert read_model_info(weights / "crnn.onnx").width_policy == "bucket"
