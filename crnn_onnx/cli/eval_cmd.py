@@ -119,6 +119,12 @@ def evaluate(
         raise typer.Exit(1)
 
 
+def _share(flag: str, what: str) -> typer.models.OptionInfo:
+    """A ``synth`` option giving the share (0..1) of the crops that are ``what``."""
+    return typer.Option(flag, min=0.0, max=1.0, help=f"Share of {what}; 0 draws none and "
+                        "leaves a seed's crops unchanged.")
+
+
 @app.command()
 def synth(
     out_dir: Annotated[
@@ -133,23 +139,16 @@ def synth(
     ] = "heldout",
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same crops.")] = 0,
     compounds: Annotated[
-        float,
-        typer.Option("--compounds", min=0.0, max=1.0, help="Share of CamelCase texts "
-                     "(PayPal, SaiGon), as in logos and brand names; 0 draws none and leaves "
-                     "a seed's crops unchanged."),
+        float, _share("--compounds", "CamelCase texts (PayPal, SaiGon), as in logos and brand "
+                      "names")
     ] = 0.0,
     long: Annotated[
-        float,
-        typer.Option("--long", min=0.0, max=1.0, help="Share of long texts (13 to 24 "
-                     "characters: long words, compounds, codes); 0 draws none and leaves a "
-                     "seed's crops unchanged."),
+        float, _share("--long", "long texts (13 to 24 characters: long words, compounds, codes)")
     ] = 0.0,
     realism: Annotated[
-        float,
-        typer.Option("--realism", min=0.0, max=1.0, help="Share of crops drawn as photographed "
-                     "scenes: natural-image backgrounds, signs, curved and projected words, "
-                     "outlined and 3-D lettering, uneven light; 0 draws none and leaves a "
-                     "seed's crops unchanged."),
+        float, _share("--realism", "crops drawn as photographed scenes: natural-image "
+                      "backgrounds, signs, curved and projected words, outlined and 3-D "
+                      "lettering, uneven light, signs seen from the street far off")
     ] = 0.0,
 ) -> None:
     """Render synthetic word crops with installed fonts, labelled for `crnn-onnx eval`."""
