@@ -35,9 +35,9 @@ __all__ = ["MAX_NEIGHBOUR_VISIBLE", "render_scene_word"]
 #: Largest share of a neighbouring letter's width that may show inside the crop.
 MAX_NEIGHBOUR_VISIBLE = 0.2
 _NEIGHBOURS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-# Sign and label colour pairs (RGB): plate, lettering.
 #: Share of crops seen as from the street, far off (SVT's signs): see effects.street_view.
 STREET_VIEW = 0.3
+# Sign and label colour pairs (RGB): plate, lettering.
 _SIGN_COLOURS = (
     ((200, 30, 35), (250, 250, 245)), ((20, 60, 150), (250, 250, 250)),
     ((15, 110, 60), (250, 250, 250)), ((250, 210, 20), (20, 20, 20)),
