@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import string
 from pathlib import Path
 
 from crnn_onnx.config import DEFAULT_CHARSET
+from crnn_onnx.training.data import holdout_split, read_groups
 
 EVERY = 10  # a tenth held out
 BLOCK = 40  # crops of one block (fewer in a small folder)
 MAX_LEN = 24  # stage 5's longest label (26 frames at width 100): keeps its split exact
 _IGNORED = frozenset(string.punctuation + " ´`")
-_NUMBER = re.compile(r"(\d+)")
 
 
 def map_label(raw: str) -> str | None:
@@ -38,30 +37,25 @@ def map_label(raw: str) -> str | None:
 
 
 def read_folder(folder: Path) -> list[tuple[str, str]]:
-    """(file name, label) of the usable crops, in natural file-name order."""
+    """(file name, label) of the usable crops, in the file's order."""
     crops = []
     for line in (folder / "labels.tsv").read_text(encoding="utf-8").splitlines():
         name, _, raw = line.partition("\t")
         label = map_label(raw)
         if label and len(label) <= MAX_LEN and (folder / name).is_file():
             crops.append((name, label))
-    return sorted(crops, key=lambda c: tuple(int(p) if p.isdigit() else p
-                                             for p in _NUMBER.split(c[0])))
+    return crops
 
 
 def split(root: Path, name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, validation) of one folder: whole photos where it has ``photos.tsv``, else
+    blocks of consecutive crops (:func:`crnn_onnx.training.data.holdout_split`)."""
     crops = read_folder(root / name)
-    if (root / name / "photos.tsv").is_file():  # whole photos
-        photo = dict(line.split("\t") for line in
-                     (root / name / "photos.tsv").read_text(encoding="utf-8").splitlines())
-        order = list(dict.fromkeys(photo[file] for file, _ in crops))
-        held = set(order[EVERY - 1::EVERY])
-        is_val = [photo[file] in held for file, _ in crops]
-    else:  # blocks of consecutive crops
-        block = max(4, min(BLOCK, len(crops) // (3 * EVERY)))
-        is_val = [(i // block) % EVERY == EVERY - 1 for i in range(len(crops))]
-    return ([c for c, v in zip(crops, is_val, strict=True) if not v],
-            [c for c, v in zip(crops, is_val, strict=True) if v])
+    photos = root / name / "photos.tsv"
+    groups = read_groups(photos) if photos.is_file() else None
+    train, val = holdout_split([file for file, _ in crops], 1 / EVERY, groups=groups,
+                               block=BLOCK)
+    return [crops[i] for i in train], [crops[i] for i in val]
 
 
 def write(folder: Path, source: Path, crops: list[tuple[str, str]], prefix: str = "") -> None:
