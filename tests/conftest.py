@@ -231,22 +231,17 @@ def static_model(random_model, default_config: CRNNConfig,
 
 
 @pytest.fixture(scope="session")
-def fp16_model(upstream_checkpoint: Path, random_model, default_config: CRNNConfig,
+def fp16_model(upstream_checkpoint: Path, default_config: CRNNConfig,
                tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``upstream_checkpoint`` exported with ``fp16=True`` (float16 inside, float32 input and
-    output), within the fp16 tolerance of PyTorch at the verification's narrowest and widest
-    inputs, one image and three (its whole matrix costs three times as much)."""
+    output), not verified: test_fp16 compares its logits with the fp32 export's, and its slow
+    tests run the export's verification."""
     pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
     from crnn_onnx.export.exporter import export_checkpoint
-    from crnn_onnx.export.fp16 import FP16_ATOL
-    from crnn_onnx.export.verify import verify_onnx
 
     out = tmp_path_factory.mktemp("fp16") / "crnn.fp16.onnx"
     assert export_checkpoint(upstream_checkpoint, default_config, out, fp16=True,
                              verify=False).fp16
-    check = verify_onnx(random_model, out, default_config, batch_sizes=(1, 3),
-                        widths=(100, 320), atol=FP16_ATOL)
-    assert check.passed, check.worst
     return out
 
 

@@ -53,6 +53,7 @@ def test_fp16_model_reads_like_the_fp32_model(fp16_model: Path, exported_model: 
     assert [d.text for d in ctc_greedy_decode(got, fp16.spec.config.charset)] == texts
 
 
+@pytest.mark.slow  # a second fp16 conversion of the whole model
 def test_to_fp16_leaves_its_argument_alone(exported_model: Path) -> None:
     model = onnx.load(str(exported_model))
     before = model.SerializeToString()

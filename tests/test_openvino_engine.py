@@ -248,6 +248,7 @@ def test_int8_models_from_quantize(shipped_int8: Callable[[bool], Any],
     assert_reads_like_fp32(engine)
 
 
+@pytest.mark.slow  # thread stress: four threads, four shapes
 def test_run_is_thread_safe(ov_engine: OvEngine) -> None:
     # Four shapes (two batch sizes, two widths), each thread taking every other one, so
     # that calls of different shapes overlap.

@@ -129,6 +129,7 @@ def test_predict_paths_expands_and_streams(bucket_predictor: Predictor, tmp_path
     assert again[0].text == first.text and again[1].error == "not searched"
 
 
+@pytest.mark.slow  # thread stress; the quick tier keeps the io-binding one below
 def test_concurrent_predict_matches_sequential(bucket_predictor: Predictor,
                                                mixed_images: list[np.ndarray]) -> None:
     expected = bucket_predictor.predict(mixed_images)
