@@ -135,3 +135,28 @@ def test_ctrl_c_saves_the_run_and_the_same_command_resumes_it(tiny_set: Path,
     assert f"resuming at step {stopped:,}" in again.stderr
     assert "trained     30 steps" in again.stdout
     assert torch.load(run / "last.pth", weights_only=True)["step"] == 30
+
+
+def test_command_line_defaults_are_the_settings_defaults() -> None:
+    """The command's defaults and the library's (FinetuneSettings) are written in two places;
+    a default changed in one must be changed in the other."""
+    import dataclasses
+
+    import typer.main
+
+    from crnn_onnx.training.settings import FinetuneSettings
+
+    command = typer.main.get_command(app).commands["finetune"]  # type: ignore[attr-defined]
+    cli = {p.name: p.default for p in command.params}
+    compared = 0
+    for field in dataclasses.fields(FinetuneSettings):
+        if field.name not in cli or field.default is dataclasses.MISSING:
+            continue
+        default = cli[field.name]
+        if field.name == "minutes":  # None on the command line: 30 unless --steps is given
+            continue
+        if isinstance(field.default, tuple):  # repeatable options: None on the command line
+            default = tuple(default or ())
+        assert default == field.default, field.name
+        compared += 1
+    assert compared >= 15
