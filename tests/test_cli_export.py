@@ -58,6 +58,7 @@ def test_static_export_with_verification(ckpt: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in output.parent.iterdir()) == ["model.onnx"]
 
 
+@pytest.mark.slow  # a whole export for the output's name
 def test_default_output_is_ckpt_with_onnx_suffix_and_no_verify(ckpt: Path) -> None:
     result = runner.invoke(app, ["export", "--ckpt", str(ckpt), "--no-verify", "--opset", "18"])
     assert result.exit_code == 0, result.output

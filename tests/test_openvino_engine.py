@@ -132,6 +132,7 @@ def test_compiled_model_is_cached_and_reused(exported_model: Path, tmp_path: Pat
     np.testing.assert_array_equal(second.run(x), first.run(x))
 
 
+@pytest.mark.slow  # compiles three models; the quick tier keeps the cache's reuse
 def test_cache_is_keyed_on_content_not_path(exported_model: Path, static_model: Path,
                                             tmp_path: Path) -> None:
     # Another model written to the same path (same size or not) must not reuse the blob.
@@ -159,6 +160,7 @@ def test_unusable_cache_dir(exported_model: Path, tmp_path: Path) -> None:
     assert str(info.value) == f"cache_dir {str(taken)!r} cannot be used: it is a file, not a folder"
 
 
+@pytest.mark.slow  # compiles a model for the default folder's sake
 def test_default_cache_folder_in_use(exported_model: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch,
                                      caplog: pytest.LogCaptureFixture) -> None:

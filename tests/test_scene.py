@@ -40,6 +40,7 @@ def test_scene_crops_are_reproducible_and_well_formed(bank: BackgroundBank,
         assert a.shape[0] >= 8 and a.shape[1] > a.shape[0]
 
 
+@pytest.mark.slow  # renders whole sets to compare them
 def test_realism_off_renders_the_sets_of_before(tmp_path: Path, bank: BackgroundBank,
                                                 dejavu_fonts: list[Path]) -> None:
     def render(name: str, **kwargs: float) -> tuple[str, list[bytes]]:

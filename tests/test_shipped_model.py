@@ -27,6 +27,7 @@ def shipped() -> Predictor:
     return Predictor(default_model_path())
 
 
+@pytest.mark.slow  # a second load of the checkpoint: the next test loads it as upstream's
 def test_shipped_checkpoint_is_upstream_format_and_small() -> None:
     torch = pytest.importorskip("torch")
     assert CHECKPOINT.stat().st_size <= 40 * 1024 * 1024

@@ -104,6 +104,7 @@ def test_write_dataset_writes_images_and_labels(tmp_path: Path) -> None:
     assert not list(labels.parent.glob("*.tmp"))
 
 
+@pytest.mark.slow  # renders two datasets
 def test_write_dataset_passes_compounds_on_and_defaults_to_none(
         tmp_path: Path) -> None:
     fonts = discover_fonts("train")[:2]
