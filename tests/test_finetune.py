@@ -44,7 +44,7 @@ def random_start(random_model, tmp_path_factory: pytest.TempPathFactory) -> Path
 def tiny(tiny_set: Path, out: Path, start: Path, **changes) -> FinetuneSettings:
     values = dict(data=(tiny_set,), out=out, init=start, steps=8, batch_size=8, lr=1e-3,
                   warmup=0, eval_every=4, replay=0.0, replay_renders=0, augment=False,
-                  holdout=0.25, precision="fp32", threads=2)
+                  holdout=0.25, precision="fp32", threads=2, train_features=True)
     values.update(changes)
     return FinetuneSettings(**values)
 
@@ -204,3 +204,17 @@ def test_batchnorm_statistics_stay_the_start_weights_unless_asked(
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
     assert len(stats) == 6
     assert all(torch.equal(start[k], trained[k]) for k in stats) == frozen
+
+
+def test_frozen_features_keep_every_layer_below_the_last_convolution(
+        tiny_set: Path, random_start: Path, tmp_path: Path) -> None:
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=2, eval_every=2,
+                           train_features=False))
+    start = torch.load(random_start, weights_only=True)["model"]
+    trained = torch.load(result.folder.last, weights_only=True)["train_model"]
+    kept = [k for k in start if k.startswith("feat_extract.")
+            and (int(k.split(".")[1]) < 18 or "running" in k)]
+    assert len(kept) == 22  # five convolutions and two BatchNorms; all three statistics
+    assert all(torch.equal(start[k], trained[k]) for k in kept)
+    for k in ("feat_extract.18.weight", "feat_extract.19.weight", "head.fc.weight"):
+        assert not torch.equal(start[k], trained[k]), k

@@ -108,6 +108,11 @@ def test_run_folder_refuses_another_run_and_stray_files(tmp_path: Path) -> None:
         check_run_folder(run, identity)
     (run / "run.json").write_text(json.dumps({"settings": identity}))
     assert check_run_folder(run, identity) is True  # the same run: resume
+    older = {k: v for k, v in identity.items() if k != "train_features"}
+    (run / "run.json").write_text(json.dumps({"settings": older}))  # before the option
+    with pytest.raises(CRNNError, match="train_features differ"):
+        check_run_folder(run, identity)
+    assert check_run_folder(run, {**identity, "train_features": True}) is True
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.config import WidthPolicy
+from crnn_onnx.training.settings import FinetuneSettings
 
 if TYPE_CHECKING:
     from crnn_onnx.training.trainer import TrainEvent
+
+#: The library's defaults: the options show them and pass them on.
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(FinetuneSettings)
+                             if f.default is not dataclasses.MISSING}
 
 
 @contextmanager
@@ -88,31 +94,34 @@ def finetune(
     ],
     init: Annotated[
         Path | None, typer.Option("--init", help="Checkpoint to start from (upstream format); "
-                                  "default: the shipped model's.")] = None,
+                                  "default: the shipped model's.")] = _DEFAULTS["init"],
     from_scratch: Annotated[
         bool, typer.Option("--from-scratch", help="Start from random weights instead of a "
-                           "checkpoint (training a new model, hours on a CPU).")] = False,
+                           "checkpoint (training a new model, hours on a CPU).")
+    ] = _DEFAULTS["from_scratch"],
     init_config: Annotated[
         Path | None, typer.Option("--init-config", help="Its YAML config (charset); default: "
-                                  "the .yaml beside --init, else the built-in one.")] = None,
+                                  "the .yaml beside --init, else the built-in one.")
+    ] = _DEFAULTS["init_config"],
     charset: Annotated[
         str | None, typer.Option("--charset", help="Characters to train for, e.g. with upper "
                                  "case and punctuation; default: --init's. Known characters "
-                                 "keep their rows, new ones start fresh.")] = None,
+                                 "keep their rows, new ones start fresh.")] = _DEFAULTS["charset"],
     outside_charset: Annotated[
         Literal["drop", "skip", "refuse"],
         typer.Option("--outside-charset", help="Label characters outside the charset: drop "
-                     "them (as eval does), skip the crop, or refuse.")] = "drop",
+                     "them (as eval does), skip the crop, or refuse.")
+    ] = _DEFAULTS["outside_charset"],
     val: Annotated[
         list[Path] | None, typer.Option("--val", help="Validation set (repeatable); default: "
                                         "a hold-out of DATA.")] = None,
     holdout: Annotated[
         float, typer.Option("--holdout", min=0.01, max=0.5, help="Share of DATA held out for "
-                            "validation when there is no --val.")] = 0.05,
+                            "validation when there is no --val.")] = _DEFAULTS["holdout"],
     groups: Annotated[
         Path | None, typer.Option("--groups", help="'file<TAB>group' TSV: hold out whole "
                                   "groups (a receipt, a photo) instead of blocks of files.")
-    ] = None,
+    ] = _DEFAULTS["groups"],
     minutes: Annotated[
         float | None, typer.Option("--minutes", min=0.01, help="Training time; the learning "
                                    "rate decays over it. Default 30 when --steps is not "
@@ -120,47 +129,57 @@ def finetune(
     steps: Annotated[
         int | None, typer.Option("--steps", min=1, help="Optimiser steps instead of "
                                  "--minutes.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Crops per step.")
+    ] = _DEFAULTS["batch_size"],
     width_policy: Annotated[
         WidthPolicy,
         typer.Option("--width-policy", help="bucket: each crop at its aspect ratio's width, as "
                      "the model will then read by default; fixed: every crop at the model "
-                     "width, as upstream.")] = "bucket",
+                     "width, as upstream.")] = _DEFAULTS["width_policy"],
     lr: Annotated[float, typer.Option("--lr", min=1e-7, help="Peak learning rate (AdamW, "
-                                      "warm-up then cosine decay).")] = 3e-4,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 50,
+                                      "warm-up then cosine decay).")] = _DEFAULTS["lr"],
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")
+    ] = _DEFAULTS["warmup"],
     ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="Decay of the "
-                                       "weights' moving average; 0 turns it off.")] = 0.995,
+                                       "weights' moving average; 0 turns it off.")
+    ] = _DEFAULTS["ema"],
     frozen_norm: Annotated[
         bool, typer.Option("--frozen-norm/--trained-norm", help="Keep the start weights' "
-                           "BatchNorm statistics, or let them follow your data.")] = False,
+                           "BatchNorm statistics, or let them follow your data.")
+    ] = _DEFAULTS["frozen_norm"],
+    train_features: Annotated[
+        bool, typer.Option("--train-features/--freeze-features", help="Train the whole "
+                           "convolutional feature extractor, or freeze it below its last "
+                           "convolution: faster steps, less forgetting.")
+    ] = _DEFAULTS["train_features"],
     distill: Annotated[
         float, typer.Option("--distill", min=0.0, help="Weight of the loss that holds the "
                             "model's readings of the replay crops to the start weights'; 0 "
-                            "turns it off.")] = 1.0,
+                            "turns it off.")] = _DEFAULTS["distill"],
     augment: Annotated[
         bool, typer.Option("--augment/--no-augment", help="Augment your crops afresh each "
-                           "time they are drawn.")] = True,
+                           "time they are drawn.")] = _DEFAULTS["augment"],
     replay: Annotated[
         float, typer.Option("--replay", min=0.0, max=0.9, help="Share of every batch drawn "
                             "from general crops, so the model keeps reading everything "
-                            "else.")] = 0.25,
+                            "else.")] = _DEFAULTS["replay"],
     replay_renders: Annotated[
         int, typer.Option("--replay-renders", min=0, help="Synthetic general crops rendered "
-                          "for replay with this machine's fonts.")] = 4000,
+                          "for replay with this machine's fonts.")] = _DEFAULTS["replay_renders"],
     replay_data: Annotated[
         list[Path] | None, typer.Option("--replay-data", help="Labelled general crops to "
                                         "replay as well (repeatable).")] = None,
     eval_every: Annotated[int, typer.Option("--eval-every", min=1, help="Steps between "
-                                            "validations and checkpoints.")] = 100,
+                                            "validations and checkpoints.")
+    ] = _DEFAULTS["eval_every"],
     precision: Annotated[
         Literal["auto", "bf16", "fp32"],
         typer.Option("--precision", help="auto: bf16 on CPUs with AMX or AVX512-BF16, fp32 "
-                     "elsewhere.")] = "auto",
+                     "elsewhere.")] = _DEFAULTS["precision"],
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="PyTorch threads.")
-                       ] = None,
+                       ] = _DEFAULTS["threads"],
     seed: Annotated[int, typer.Option("--seed", help="Seeds draws, augmentation, renders.")
-                    ] = 0,
+                    ] = _DEFAULTS["seed"],
     export: Annotated[
         bool, typer.Option("--export", help="Then export the best checkpoint to OUT/model.onnx, "
                            "verified against PyTorch.")] = False,
@@ -171,7 +190,6 @@ def finetune(
         from crnn_onnx.training import require_training_dependencies
 
         require_training_dependencies()
-        from crnn_onnx.training.settings import FinetuneSettings
         from crnn_onnx.training.trainer import finetune as run_finetune
 
         settings = FinetuneSettings(
@@ -180,8 +198,9 @@ def finetune(
             outside_charset=outside_charset, val=tuple(val or ()), holdout=holdout,
             groups=groups, steps=steps, minutes=minutes if minutes or steps else 30.0,
             batch_size=batch_size, width_policy=width_policy, lr=lr, warmup=warmup, ema=ema,
-            frozen_norm=frozen_norm, distill=distill, augment=augment,
-            replay=replay, replay_renders=replay_renders, replay_data=tuple(replay_data or ()),
+            frozen_norm=frozen_norm, train_features=train_features, distill=distill,
+            augment=augment, replay=replay, replay_renders=replay_renders,
+            replay_data=tuple(replay_data or ()),
             eval_every=eval_every, precision=precision, threads=threads, seed=seed)
         with _stop_requests() as stop_signal, _reporter(quiet) as report:
             result = run_finetune(settings, on_event=report,

@@ -2,9 +2,9 @@
 ``train`` extra) and what it reads: labels fitted to a charset (``labels``), labelled and
 rendered crops (``data``, ``replay``) and their augmentation (``augment``).
 
-torch is imported by ``trainer``, ``inputs``, ``batches`` and ``charset`` only;
-:func:`require_training_dependencies` lets a caller fail with one line, before importing
-them, when it is missing.
+torch is imported by ``trainer``, ``inputs``, ``batches``, ``freezing`` and ``charset``
+only; :func:`require_training_dependencies` lets a caller fail with one line, before
+importing them, when it is missing.
 """
 
 from __future__ import annotations

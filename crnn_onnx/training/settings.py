@@ -55,6 +55,10 @@ class FinetuneSettings:
         ema: decay of the weights' exponential moving average (0 turns it off).
         frozen_norm: keep the BatchNorm statistics of the start weights (ignored from
             scratch); else they follow the batches.
+        train_features: train the whole convolutional feature extractor; ``False`` freezes
+            it below its last convolution (weights and BatchNorm statistics) and trains the
+            last convolution, the sequence layers and the classifier (faster steps, less
+            forgetting). Ignored from scratch, which trains everything.
         distill: weight of the distillation loss on the replay crops (the model's per-frame
             distributions held to the start weights'); 0 turns it off.
         augment: augment half of the domain crops drawn
@@ -87,6 +91,7 @@ class FinetuneSettings:
     weight_decay: float = 0.01
     ema: float = 0.995
     frozen_norm: bool = False
+    train_features: bool = False
     distill: float = 1.0
     augment: bool = True
     replay: float = 0.25

@@ -3,7 +3,9 @@
 Each batch mixes the user's crops (augmented) with general replay crops
 (:mod:`crnn_onnx.training.replay`); the loss is CTC (blank 0) on (T, N, C)
 log-probabilities, plus, on the replay crops, the divergence of the model's per-frame
-distributions from the start weights' (distillation, so it keeps reading as it did);
+distributions from the start weights' (distillation, so it keeps reading as it did).
+Unless told to train the whole feature extractor, the layers below its last convolution stay
+as they were (:mod:`crnn_onnx.training.freezing`), BatchNorm statistics included. Then
 AdamW with linear warm-up then cosine decay to 2% of the peak, gradient clipping at 5, and an
 exponential moving average (EMA) of the weights. Every ``eval_every`` steps, and at the end,
 the EMA and the raw weights are scored on the validation crops (greedy decoding, exact match
@@ -39,6 +41,7 @@ from crnn_onnx.training.batches import (
     training_mode,
 )
 from crnn_onnx.training.data import CropSet
+from crnn_onnx.training.freezing import freeze_lower_features
 from crnn_onnx.training.inputs import prepare_inputs
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
@@ -155,11 +158,16 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     folder.create(settings.identity())
     folder.write_config(config)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    frozen_norm = settings.frozen_norm and not settings.from_scratch
+    # Frozen features keep the start weights' BatchNorm statistics too.
+    frozen_features = not (settings.train_features or settings.from_scratch)
+    frozen_norm = frozen_features or (settings.frozen_norm and not settings.from_scratch)
+    if frozen_features:
+        freeze_lower_features(model)
     # The start weights, whose readings of the replay crops the model is held to.
     teacher = copy.deepcopy(model).eval().requires_grad_(False) if settings.distill else None
     ema = copy.deepcopy(model) if settings.ema else model
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr,
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=settings.lr,
                                   weight_decay=settings.weight_decay)
     step, trained_s, best, best_step = 0, 0.0, -1.0, 0
     resumed = resuming and folder.last.is_file()
@@ -251,7 +259,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         bad_losses = 0
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(optimiser.param_groups[0]["params"], 5.0)
         optimiser.step()
         if ema is not model:  # EMA with a warm-up of its decay, so early steps fade fast
             decay = min(settings.ema, (1 + step) / (10 + step))
