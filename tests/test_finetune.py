@@ -3,7 +3,8 @@
 Protects: the loss goes down and the checkpoints load (best.pth with config.yaml, as
 ``crnn-onnx export`` reads them); an interrupted run resumed ends with the uninterrupted
 schedule's steps and files; a NaN loss stops the run with one error and keeps the last good
-weights; bad start checkpoints and data are refused before anything is written.
+weights; bad start checkpoints and data are refused before anything is written; BatchNorm
+statistics and the frozen feature layers stay the start weights' when asked.
 """
 
 from __future__ import annotations
