@@ -15,18 +15,13 @@ from crnn_onnx.export.model import CRNN
 __all__ = ["freeze_lower_features"]
 
 
-def freeze_lower_features(model: CRNN) -> int:
+def freeze_lower_features(model: CRNN) -> None:
     """Stop gradients to every layer of ``model.feat_extract`` before its last convolution.
 
     Their BatchNorm statistics are the caller's to keep (train with the BatchNorm layers in
     eval mode: :func:`crnn_onnx.training.batches.training_mode`).
-
-    Returns:
-        How many parameter tensors were frozen.
     """
     layers = list(model.feat_extract)
     last_conv = max(i for i, layer in enumerate(layers) if isinstance(layer, nn.Conv2d))
-    frozen = [p for layer in layers[:last_conv] for p in layer.parameters()]
-    for p in frozen:
-        p.requires_grad_(False)
-    return len(frozen)
+    for layer in layers[:last_conv]:
+        layer.requires_grad_(False)

@@ -166,9 +166,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     # The start weights, whose readings of the replay crops the model is held to.
     teacher = copy.deepcopy(model).eval().requires_grad_(False) if settings.distill else None
     ema = copy.deepcopy(model) if settings.ema else model
-    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=settings.lr,
-                                  weight_decay=settings.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     step, trained_s, best, best_step = 0, 0.0, -1.0, 0
     resumed = resuming and folder.last.is_file()
     if not resumed:
@@ -259,7 +258,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         bad_losses = 0
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(optimiser.param_groups[0]["params"], 5.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 5.0)
         optimiser.step()
         if ema is not model:  # EMA with a warm-up of its decay, so early steps fade fast
             decay = min(settings.ema, (1 + step) / (10 + step))
