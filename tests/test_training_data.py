@@ -30,3 +30,21 @@ def test_crops_are_fitted_to_the_model_canvas(default_config) -> None:
     assert fitted.shape == (32, 100, 3) and fitted.dtype == np.uint8 and (fitted == 7).all()
     fitted = resize_and_pad(narrow, default_config)
     assert (fitted[:, :32] == 9).all() and (fitted[:, 32:] == 128).all()
+
+
+def test_faded_ink_lightens_strokes_toward_the_paper_and_leaves_the_paper() -> None:
+    from crnn_onnx.synth.effects import faded_ink
+
+    page = np.full((32, 120, 3), 230, np.uint8)
+    cv2.putText(page, "TOTAL", (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (20, 20, 20), 2)
+    page = page.astype(np.float32)
+    ink = page[..., 0] < 100
+    faded = [faded_ink(page, random.Random(seed)) for seed in range(20)]
+    for seed, out in enumerate(faded):
+        assert out.shape == page.shape and out.dtype == np.float32
+        assert np.array_equal(out, faded_ink(page, random.Random(seed)))
+        assert np.allclose(out[~ink & (cv2.dilate(ink.astype(np.uint8), np.ones((5, 5))) == 0)],
+                           230.0)  # paper away from the letters stays paper
+        assert out.min() >= 20.0 - 1e-3 and out.max() <= 230.0 + 1e-3
+    lighter = [float(out[..., 0][ink].mean()) - 20.0 for out in faded]
+    assert min(lighter) >= 0.0 and max(lighter) > 40.0  # strokes wash out, never darken

@@ -88,6 +88,8 @@ def test_holdout_split_refuses_too_little_data() -> None:
         {"replay": 1.0},                  # nothing left of the user's data
         {"distill": -1.0},                # a negative loss weight
         {"charset": "aa"},                # a duplicate character
+        {"outside_charset": "keep"},      # a policy that does not exist
+        {"width_policy": "wide"},         # nor a width policy
         {"data": ()},                     # nothing to train on
         {"init": Path("a.pth"), "from_scratch": True},  # two starting points
     ],

@@ -21,6 +21,7 @@ __all__ = [
     "colour_jitter",
     "crop_jitter",
     "down_up",
+    "faded_ink",
     "illumination",
     "jpeg",
     "numpy_rng",
@@ -122,6 +123,24 @@ def down_up(image: np.ndarray, rng: random.Random, min_height: int = 8) -> np.nd
                        interpolation=cv2.INTER_AREA)
     up = rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_NEAREST])
     return cv2.resize(small, (w, h), interpolation=up)
+
+
+def faded_ink(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Worn or faded print (thermal receipts, dry ribbons): the strokes thinned by a pixel
+    and washed toward the paper in blotches a fifth of the height across, so that strokes
+    break where the print fades. The paper is the crop's median colour."""
+    h, w = image.shape[:2]
+    paper = np.median(image.reshape(-1, 3), axis=0).astype(np.float32)
+    if rng.random() < 0.5:
+        kernel = np.ones((2, 2), np.uint8)
+        dark_ink = float(paper.mean()) > float(image.mean())
+        image = cv2.dilate(image, kernel) if dark_ink else cv2.erode(image, kernel)
+    cell = max(2.0, h / 5)
+    grid = numpy_rng(rng).uniform(rng.uniform(0.0, 0.6), 1.0,
+                                  (max(2, round(h / cell) + 1), max(2, round(w / cell) + 1)))
+    fade = cv2.resize(grid.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    fade = np.clip(fade, 0.0, 1.0)[:, :, None]
+    return (paper + (image - paper) * fade).astype(np.float32)
 
 
 def sensor_noise(image: np.ndarray, rng: random.Random, max_sigma: float = 16.0) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Augmentation of real crops: the few thousand real photos seen in many guises.
 
 :func:`augment_crop` applies, each with its own probability, a detector's loose or tight box,
-perspective, blur, low resolution, colour changes, uneven light, noise, JPEG, inversion and
-grey, all from :mod:`crnn_onnx.synth.effects`, so real and synthetic crops share one
-vocabulary of degradations.
+perspective, faded ink (worn receipts), blur, low resolution, colour changes, uneven light,
+noise, JPEG, inversion and grey, all from :mod:`crnn_onnx.synth.effects`, so real and
+synthetic crops share one vocabulary of degradations.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def augment_crop(bgr: np.ndarray, rng: random.Random) -> np.ndarray:
         image = effects.crop_jitter(image, rng, 0.12)
     if rng.random() < 0.3:
         image = effects.perspective(image, rng, 0.06)
+    if rng.random() < 0.2:
+        image = effects.faded_ink(image, rng)
     if rng.random() < 0.3:
         image = effects.illumination(image, rng)
     if rng.random() < 0.5:

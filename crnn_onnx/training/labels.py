@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from crnn_onnx.errors import CRNNError
 
-__all__ = ["LabelFit", "OutsidePolicy", "fit_labels", "folds_case"]
+__all__ = ["OUTSIDE_POLICIES", "LabelFit", "OutsidePolicy", "fit_labels", "folds_case"]
 
 OutsidePolicy = Literal["drop", "skip", "refuse"]
+OUTSIDE_POLICIES: tuple[str, ...] = get_args(OutsidePolicy)
 
 
 def folds_case(charset: Sequence[str]) -> bool:

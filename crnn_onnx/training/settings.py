@@ -16,7 +16,7 @@ from typing import Any, Literal
 from crnn_onnx.config import WIDTH_POLICIES, WidthPolicy
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.options import check_choice
-from crnn_onnx.training.labels import OutsidePolicy
+from crnn_onnx.training.labels import OUTSIDE_POLICIES, OutsidePolicy
 
 __all__ = ["FinetuneSettings", "TrainPrecision"]
 
@@ -127,6 +127,7 @@ class FinetuneSettings:
         if bad is not None:
             raise CRNNError(f"{bad}={getattr(self, bad)!r} is out of range")
         check_choice("width policy", self.width_policy, WIDTH_POLICIES)
+        check_choice("outside_charset policy", self.outside_charset, OUTSIDE_POLICIES)
         if self.charset is not None and not self.charset:
             raise CRNNError("charset is empty")
         if self.charset is not None and len(set(self.charset)) != len(self.charset):
