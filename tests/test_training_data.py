@@ -1,4 +1,5 @@
-"""Training crops: augmentation that keeps a crop a crop, and the fit to the model canvas.
+"""Training crops: augmentation that keeps a crop a crop, faded ink that only lightens the
+strokes, and the fit to the model canvas.
 (Labels, reading and the hold-out split: test_training_parts.py.)"""
 
 from __future__ import annotations
