@@ -2,9 +2,10 @@
 
 Protects: the loss goes down and the checkpoints load (best.pth with config.yaml, as
 ``crnn-onnx export`` reads them); an interrupted run resumed ends with the uninterrupted
-schedule's steps and files; a NaN loss stops the run with one error and keeps the last good
-weights; bad start checkpoints and data are refused before anything is written; BatchNorm
-statistics and the frozen feature layers stay the start weights' when asked.
+schedule's steps and files; best.pth holds the latest of the weights that read best; a NaN
+loss stops the run with one error and keeps the last good weights; bad start checkpoints and
+data are refused before anything is written; BatchNorm statistics and the frozen feature
+layers stay the start weights' when asked.
 """
 
 from __future__ import annotations
@@ -78,6 +79,22 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(
     log = [json.loads(line) for line in folder.log.read_text().splitlines()]
     assert log[0]["event"] == "start" and log[-1]["event"] == "done"
     assert [e["step"] for e in log if e.get("event") == "eval"] == [4, 8, 12]
+
+
+def test_best_checkpoint_is_the_latest_of_the_weights_that_read_best(
+        tiny_set: Path, random_start: Path, tmp_path: Path, monkeypatch) -> None:
+    import crnn_onnx.training.trainer as trainer
+
+    # Validation scores: the start, then steps 4, 8, 12 and 16.
+    scores = iter([0.1, 0.5, 0.7, 0.7, 0.6])
+    monkeypatch.setattr(trainer, "accuracy", lambda model, batches, config: next(scores))
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=16))
+    assert (result.best_accuracy, result.step) == (0.7, 16)
+    # The tie at step 12 goes to the longer-trained weights; step 16's worse ones are not kept.
+    assert torch.load(result.folder.best, weights_only=True)["step"] == 12
+    log = [json.loads(line) for line in result.folder.log.read_text().splitlines()]
+    assert [(e["val_accuracy"], e["best_step"]) for e in log if e.get("event") == "eval"] == [
+        (0.5, 4), (0.7, 8), (0.7, 12), (0.6, 12)]
 
 
 def test_bucket_training_feeds_long_words_at_their_own_width(

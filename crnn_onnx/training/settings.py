@@ -97,7 +97,7 @@ class FinetuneSettings:
     replay: float = 0.25
     replay_renders: int = 4000
     replay_data: tuple[Path, ...] = ()
-    eval_every: int = 100
+    eval_every: int = 200
     precision: TrainPrecision = "auto"
     threads: int | None = None
     seed: int = 0

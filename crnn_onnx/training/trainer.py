@@ -8,8 +8,9 @@ Unless told to train the whole feature extractor, the layers below its last conv
 as they were (:mod:`crnn_onnx.training.freezing`), BatchNorm statistics included. Then
 AdamW with linear warm-up then cosine decay to 2% of the peak, gradient clipping at 5, and an
 exponential moving average (EMA) of the weights. Every ``eval_every`` steps, and at the end,
-the EMA and the raw weights are scored on the validation crops (greedy decoding, exact match
-on the charset); the better is kept as ``best.pth`` when it beats the best so far, and
+the weights kept (the EMA's, or the raw ones without EMA) are scored on the validation crops
+(greedy decoding, exact match on the charset) and saved as ``best.pth`` when they read at
+least as well as the best so far (a tie goes to the later, longer-trained weights), and
 ``last.pth`` is written for resuming. A stop request (Ctrl-C, SIGTERM) ends the step in
 progress, writes ``last.pth`` and returns; the same settings on the same folder resume the
 same schedule.
@@ -200,18 +201,14 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
 
     def checkpoint(session_s: float) -> None:
         nonlocal best, best_step
-        scores = {"ema": accuracy(ema, val_batches, config)}
-        if ema is not model:
-            scores["raw"] = accuracy(model, val_batches, config)
-        which = max(scores, key=lambda k: scores[k])
-        if scores[which] > best or not folder.best.is_file():
-            best, best_step = max(best, scores[which]), step
-            save_checkpoint(ema if which == "ema" else model, folder.best, epoch=step,
-                            extra={"best_acc": best, "step": step,
-                                   "charset": "".join(config.charset)})
+        score = accuracy(ema, val_batches, config)
+        if score >= best or not folder.best.is_file():
+            best, best_step = max(best, score), step
+            save_checkpoint(ema, folder.best, epoch=step, extra={
+                "best_acc": best, "step": step, "charset": "".join(config.charset)})
         save_last(session_s)
-        record(event="eval", step=step, val_accuracy=scores, best=best, best_step=best_step)
-        on_event(TrainEvent("eval", step, progress(session_s), val_accuracy=scores[which],
+        record(event="eval", step=step, val_accuracy=score, best=best, best_step=best_step)
+        on_event(TrainEvent("eval", step, progress(session_s), val_accuracy=score,
                             best_accuracy=best))
 
     if not resumed:
