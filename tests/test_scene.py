@@ -10,7 +10,7 @@ import pytest
 
 from crnn_onnx.synth.backgrounds import BackgroundBank
 from crnn_onnx.synth.dataset import synth_samples, write_dataset
-from crnn_onnx.synth.scene import MAX_NEIGHBOUR_VISIBLE, _crop_box, render_scene_word
+from crnn_onnx.synth.scene import MAX_NEIGHBOUR_VISIBLE, _crop_box, _relief, render_scene_word
 from crnn_onnx.synth.words import normalise_label
 
 pytest.importorskip("PIL", reason="the generator needs Pillow (the 'synth' extra)")
@@ -70,6 +70,23 @@ def test_street_view_shrinks_the_text_and_washes_out_its_colours() -> None:
         spread = (out.max(axis=2) - out.min(axis=2)).mean() / 230
         assert spread < 0.9
         assert np.array_equal(out, street_view(image, random.Random(seed), size=40))
+
+
+def test_relief_letters_show_by_light_and_shade_on_their_edges() -> None:
+    """Carved or raised letters (SVT's stone and metal signs) have no colour of their own:
+    inside them the ground changes little, one edge is lit and the other shaded, and the
+    ground away from them is untouched."""
+    ground = np.full((60, 200, 3), 128, np.float32)
+    letters = np.zeros((60, 200), np.float32)
+    letters[20:40, 50:150] = 1.0  # one thick stroke
+    for seed in range(40):
+        out = _relief(ground, letters, random.Random(seed), size=30)
+        assert out.shape == ground.shape and out.dtype == np.float32
+        assert np.array_equal(out, _relief(ground, letters, random.Random(seed), size=30))
+        change = out[..., 0] - 128.0
+        assert np.abs(change[28:33, 70:131]).max() <= 25.0 + 1e-3  # the face: a faint tint
+        assert change.max() >= 12.0 and change.min() <= -12.0  # a lit and a shaded edge
+        assert np.allclose(out[:8], 128.0) and np.allclose(out[-8:], 128.0)
 
 
 def test_realism_outside_zero_to_one_is_refused() -> None:

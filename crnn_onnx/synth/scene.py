@@ -7,6 +7,7 @@ Beyond :mod:`crnn_onnx.synth.render`, a scene crop has
 * curved baselines, rotation, shear and strong perspective, applied to the word before the
   crop box is cut around it, as a detector's axis-aligned box would be;
 * outlined, shadowed and extruded (3-D) lettering, and fills with a gradient;
+* capitals, sometimes letter-spaced, and letters carved into or raised from stone and metal;
 * slivers of neighbouring letters cut in at the crop's edges (never enough of one to read);
 * uneven light, glare and cast shadows, defocus and motion blur, low resolution, sensor noise,
   JPEG artefacts, colour casts;
@@ -30,13 +31,18 @@ from crnn_onnx.errors import CRNNError
 from crnn_onnx.synth import effects
 from crnn_onnx.synth.backgrounds import BackgroundBank
 
-__all__ = ["MAX_NEIGHBOUR_VISIBLE", "render_scene_word"]
+__all__ = ["MAX_NEIGHBOUR_VISIBLE", "RELIEF", "SIGN_CAPITALS", "render_scene_word"]
 
 #: Largest share of a neighbouring letter's width that may show inside the crop.
 MAX_NEIGHBOUR_VISIBLE = 0.2
 _NEIGHBOURS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 #: Share of crops seen as from the street, far off (SVT's signs): see effects.street_view.
 STREET_VIEW = 0.3
+#: Share of words set in capitals whatever their case (shop, hotel and street signs).
+SIGN_CAPITALS = 0.3
+#: Share of words carved into or raised from their ground: the ground's colour, drawn only by
+#: the light and shade on the letters' edges (stone, cast metal, embossed plates).
+RELIEF = 0.12
 # Sign and label colour pairs (RGB): plate, lettering.
 _SIGN_COLOURS = (
     ((200, 30, 35), (250, 250, 245)), ((20, 60, 150), (250, 250, 250)),
@@ -73,6 +79,8 @@ def _draw_masks(text: str, left: str, right: str, font_path: str | Path, size: i
 
     font = ImageFont.truetype(str(font_path), size)
     spacing = rng.choice([0.0] * 5 + [rng.uniform(-0.05, 0.3)]) * size
+    if text.isupper() and rng.random() < 0.25:  # letter-spaced capitals, as signs set them
+        spacing = rng.uniform(0.3, 0.8) * size
     gap = font.getlength(" ") * rng.uniform(0.6, 1.6)
     advances = [font.getlength(ch) + spacing for ch in text] if spacing else []
     text_w = sum(advances) if spacing else font.getlength(text)
@@ -199,6 +207,29 @@ def _layer(alpha: np.ndarray, kind: str, rng: random.Random, size: int) -> np.nd
     return out
 
 
+def _relief(image: np.ndarray, letters: np.ndarray, rng: random.Random, size: int
+            ) -> np.ndarray:
+    """Letters carved into ``image`` or raised from it: no colour of their own, a lit edge on
+    the side facing the light and a shaded one opposite (swapped for carving), the faces
+    a little darker or lighter; (H, W, 3) float32 in and out."""
+    depth = max(1.0, size * rng.uniform(0.04, 0.09))
+    angle = rng.uniform(0, 2 * math.pi)
+    dx, dy = depth * math.cos(angle), depth * math.sin(angle)
+    shifted = cv2.warpAffine(letters, np.array([[1, 0, dx], [0, 1, dy]], np.float32),
+                             letters.shape[::-1])
+    lit, shaded = np.clip(letters - shifted, 0, 1), np.clip(shifted - letters, 0, 1)
+    if rng.random() < 0.5:  # carved: the light falls on the far wall of the groove
+        lit, shaded = shaded, lit
+    soft = rng.uniform(0.3, 0.03 * size + 0.4)
+    lit, shaded = (cv2.GaussianBlur(m, (0, 0), soft)[..., None] for m in (lit, shaded))
+    if rng.random() < 0.6:  # stone, concrete, weathered metal: little colour
+        grey = image.mean(axis=2, keepdims=True)
+        image = grey + (image - grey) * rng.uniform(0.0, 0.5)
+    strength = rng.uniform(50, 110)
+    face = rng.uniform(-25, 15) * letters[..., None]
+    return (image + strength * (lit - shaded) + face).astype(np.float32)
+
+
 def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
                       backgrounds: BackgroundBank | None = None) -> np.ndarray:
     """Render ``text`` as a realistic scene crop: BGR uint8 (H, W, 3).
@@ -214,6 +245,8 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
         CRNNError: the font drew nothing for ``text``.
     """
     size = rng.randint(24, 64)
+    if rng.random() < SIGN_CAPITALS:
+        text = text.upper()
     left = right = ""
     if rng.random() < 0.15:
         left = "".join(rng.choice(_NEIGHBOURS) for _ in range(rng.randint(1, 3)))
@@ -272,6 +305,13 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
         under = float(ground_luma.mean())
         gap = 80.0 + min(60.0, float(ground_luma.std()))
         fill = np.array(_contrasting(rng, under, gap), np.float32)
+
+    if rng.random() < RELIEF:
+        image = _relief(image, letters, rng, size)
+        far = rng.random() < STREET_VIEW / 2  # faint already: seldom far off as well
+        if far:
+            image = effects.street_view(image, rng, size)
+        return effects.camera(image, rng, size, far=far)
 
     # Lettering: extrusion or shadow, then an outline, then the fill.
     style = rng.random()
