@@ -10,7 +10,8 @@ import pytest
 
 from crnn_onnx.synth.backgrounds import BackgroundBank
 from crnn_onnx.synth.dataset import synth_samples, write_dataset
-from crnn_onnx.synth.scene import MAX_NEIGHBOUR_VISIBLE, _crop_box, _relief, render_scene_word
+from crnn_onnx.synth.lettering import relief
+from crnn_onnx.synth.scene import MAX_NEIGHBOUR_VISIBLE, _crop_box, render_scene_word
 from crnn_onnx.synth.words import normalise_label
 
 pytest.importorskip("PIL", reason="the generator needs Pillow (the 'synth' extra)")
@@ -80,9 +81,9 @@ def test_relief_letters_show_by_light_and_shade_on_their_edges() -> None:
     letters = np.zeros((60, 200), np.float32)
     letters[20:40, 50:150] = 1.0  # one thick stroke
     for seed in range(40):
-        out = _relief(ground, letters, random.Random(seed), size=30)
+        out = relief(ground, letters, random.Random(seed), size=30)
         assert out.shape == ground.shape and out.dtype == np.float32
-        assert np.array_equal(out, _relief(ground, letters, random.Random(seed), size=30))
+        assert np.array_equal(out, relief(ground, letters, random.Random(seed), size=30))
         change = out[..., 0] - 128.0
         assert np.abs(change[28:33, 70:131]).max() <= 25.0 + 1e-3  # the face: a faint tint
         assert change.max() >= 12.0 and change.min() <= -12.0  # a lit and a shaded edge

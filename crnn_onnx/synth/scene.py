@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from crnn_onnx.errors import CRNNError
-from crnn_onnx.synth import effects
+from crnn_onnx.synth import effects, lettering
 from crnn_onnx.synth.backgrounds import BackgroundBank
 
 __all__ = ["MAX_NEIGHBOUR_VISIBLE", "RELIEF", "SIGN_CAPITALS", "render_scene_word"]
@@ -188,48 +188,6 @@ def _nearest_run(cols: np.ndarray) -> tuple[int, int]:
     return min(a, b), max(a, b)
 
 
-def _layer(alpha: np.ndarray, kind: str, rng: random.Random, size: int) -> np.ndarray:
-    """A mask derived from the letters' mask: an outline ring, a shadow or an extrusion."""
-    if kind == "outline":
-        k = max(1, round(size * rng.uniform(0.04, 0.1)))
-        return cv2.dilate(alpha, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-    dx = rng.choice([-1, 1]) * rng.uniform(0.03, 0.1) * size
-    dy = rng.uniform(0.03, 0.1) * size
-    if kind == "shadow":
-        shifted = cv2.warpAffine(alpha, np.array([[1, 0, dx], [0, 1, dy]], np.float32),
-                                 alpha.shape[::-1])
-        return cv2.GaussianBlur(shifted, (0, 0), rng.uniform(0.5, 0.08 * size + 0.6))
-    steps = max(2, round(math.hypot(dx, dy)))  # extrusion: the letters swept backwards
-    out = np.zeros_like(alpha)
-    for i in range(1, steps + 1):
-        m = np.array([[1, 0, dx * i / steps], [0, 1, dy * i / steps]], np.float32)
-        out = np.maximum(out, cv2.warpAffine(alpha, m, alpha.shape[::-1]))
-    return out
-
-
-def _relief(image: np.ndarray, letters: np.ndarray, rng: random.Random, size: int
-            ) -> np.ndarray:
-    """Letters carved into ``image`` or raised from it: no colour of their own, a lit edge on
-    the side facing the light and a shaded one opposite (swapped for carving), the faces
-    a little darker or lighter; (H, W, 3) float32 in and out."""
-    depth = max(1.0, size * rng.uniform(0.04, 0.09))
-    angle = rng.uniform(0, 2 * math.pi)
-    dx, dy = depth * math.cos(angle), depth * math.sin(angle)
-    shifted = cv2.warpAffine(letters, np.array([[1, 0, dx], [0, 1, dy]], np.float32),
-                             letters.shape[::-1])
-    lit, shaded = np.clip(letters - shifted, 0, 1), np.clip(shifted - letters, 0, 1)
-    if rng.random() < 0.5:  # carved: the light falls on the far wall of the groove
-        lit, shaded = shaded, lit
-    soft = rng.uniform(0.3, 0.03 * size + 0.4)
-    lit, shaded = (cv2.GaussianBlur(m, (0, 0), soft)[..., None] for m in (lit, shaded))
-    if rng.random() < 0.6:  # stone, concrete, weathered metal: little colour
-        grey = image.mean(axis=2, keepdims=True)
-        image = grey + (image - grey) * rng.uniform(0.0, 0.5)
-    strength = rng.uniform(50, 110)
-    face = rng.uniform(-25, 15) * letters[..., None]
-    return (image + strength * (lit - shaded) + face).astype(np.float32)
-
-
 def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
                       backgrounds: BackgroundBank | None = None) -> np.ndarray:
     """Render ``text`` as a realistic scene crop: BGR uint8 (H, W, 3).
@@ -307,7 +265,7 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
         fill = np.array(_contrasting(rng, under, gap), np.float32)
 
     if rng.random() < RELIEF:
-        image = _relief(image, letters, rng, size)
+        image = lettering.relief(image, letters, rng, size)
         far = rng.random() < STREET_VIEW / 2  # faint already: seldom far off as well
         if far:
             image = effects.street_view(image, rng, size)
@@ -316,13 +274,13 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
     # Lettering: extrusion or shadow, then an outline, then the fill.
     style = rng.random()
     if style < 0.12:
-        depth = _layer(letters, "extrude", rng, size)[..., None]
+        depth = lettering.layer(letters, "extrude", rng, size)[..., None]
         image = image * (1 - depth) + (fill * rng.uniform(0.3, 0.6)) * depth
     elif style < 0.3:
-        shadow = _layer(letters, "shadow", rng, size)[..., None] * rng.uniform(0.5, 0.9)
+        shadow = lettering.layer(letters, "shadow", rng, size)[..., None] * rng.uniform(0.5, 0.9)
         image = image * (1 - shadow) + np.float32(rng.uniform(0, 40)) * shadow
     if rng.random() < 0.15:
-        ring = _layer(letters, "outline", rng, size)[..., None]
+        ring = lettering.layer(letters, "outline", rng, size)[..., None]
         ring_colour = np.array(_contrasting(rng, float(_luma(fill)), 90), np.float32)
         image = image * (1 - ring) + ring_colour * ring
     ink = np.empty_like(image)
