@@ -53,25 +53,6 @@ _SIGN_COLOURS = (
 )
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def _contrasting(rng: random.Random, against: float, min_gap: float = 80.0
-                 ) -> tuple[float, float, float]:
-    """An RGB colour whose luminance differs from ``against`` by at least ``min_gap``."""
-    for _ in range(40):
-        base = rng.uniform(0, 255)
-        if abs(base - against) < min_gap:
-            continue
-        spread = rng.choice([0, 0, 25, 70])
-        colour = np.clip([base + rng.uniform(-spread, spread) for _ in range(3)], 0, 255)
-        if abs(float(_luma(np.asarray(colour, np.float32))) - against) >= min_gap * 0.8:
-            return (float(colour[0]), float(colour[1]), float(colour[2]))
-    level = 0.0 if against > 127 else 255.0
-    return (level, level, level)
-
-
 def _draw_masks(text: str, left: str, right: str, font_path: str | Path, size: int,
                 rng: random.Random) -> tuple[np.ndarray, np.ndarray, int]:
     """(text mask, neighbours mask) float32 0..1 on one canvas, and the letter spacing."""
@@ -253,44 +234,24 @@ def render_scene_word(text: str, font_path: str | Path, rng: random.Random,
         image = image * (1 - a) + plate_colour * a
         if rng.random() < 0.3:  # the plate keeps some of the photograph's texture
             image = image * (1 - 0.25 * a) + ground * 0.25 * a
-        under = float(_luma(plate_colour))
-        fill = np.array(ink_rgb if rng.random() < 0.7 else _contrasting(rng, under), np.float32)
+        under = float(lettering.luma(plate_colour))
+        fill = np.array(ink_rgb if rng.random() < 0.7 else lettering.contrasting(rng, under),
+                        np.float32)
     else:
         # What the letters must stand out from: the ground just around them, and more
         # contrast where that ground is busy.
         near = cv2.dilate(letters, np.ones((5, 5), np.uint8)) > 0.3
-        ground_luma = _luma(image[near]) if near.any() else np.full(1, 128, np.float32)
+        ground_luma = lettering.luma(image[near]) if near.any() else np.full(1, 128, np.float32)
         under = float(ground_luma.mean())
         gap = 80.0 + min(60.0, float(ground_luma.std()))
-        fill = np.array(_contrasting(rng, under, gap), np.float32)
+        fill = np.array(lettering.contrasting(rng, under, gap), np.float32)
 
-    if rng.random() < RELIEF:
+    carved = rng.random() < RELIEF
+    if carved:
         image = lettering.relief(image, letters, rng, size)
-        far = rng.random() < STREET_VIEW / 2  # faint already: seldom far off as well
-        if far:
-            image = effects.street_view(image, rng, size)
-        return effects.camera(image, rng, size, far=far)
-
-    # Lettering: extrusion or shadow, then an outline, then the fill.
-    style = rng.random()
-    if style < 0.12:
-        depth = lettering.layer(letters, "extrude", rng, size)[..., None]
-        image = image * (1 - depth) + (fill * rng.uniform(0.3, 0.6)) * depth
-    elif style < 0.3:
-        shadow = lettering.layer(letters, "shadow", rng, size)[..., None] * rng.uniform(0.5, 0.9)
-        image = image * (1 - shadow) + np.float32(rng.uniform(0, 40)) * shadow
-    if rng.random() < 0.15:
-        ring = lettering.layer(letters, "outline", rng, size)[..., None]
-        ring_colour = np.array(_contrasting(rng, float(_luma(fill)), 90), np.float32)
-        image = image * (1 - ring) + ring_colour * ring
-    ink = np.empty_like(image)
-    ink[:] = fill
-    if rng.random() < 0.25:  # a gradient fill
-        ink += (rng.uniform(-60, 60) * np.linspace(0, 1, h, dtype=np.float32))[:, None, None]
-    opacity = rng.uniform(0.75, 1.0)
-    a = letters[..., None] * opacity
-    image = image * (1 - a) + ink * a
-    far = rng.random() < STREET_VIEW
+    else:
+        image = lettering.paint(image, letters, fill, rng, size)
+    far = rng.random() < (STREET_VIEW / 2 if carved else STREET_VIEW)  # carved: faint already
     if far:
         image = effects.street_view(image, rng, size)
     return effects.camera(image, rng, size, far=far)
