@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch", reason="needs the train extra (torch)")
 runner = CliRunner()
 LOWER = "0123456789abcdefghijklmnopqrstuvwxyz"
 RECEIPT_CHARSET = LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ:."
-QUICK = ["--batch-size", "8", "--replay", "0", "--no-augment", "--precision", "fp32",
+QUICK = ["--batch-size", "8", "--replay", "0", "--augment", "0", "--precision", "fp32",
          "--warmup", "0", "--holdout", "0.25", "--threads", "2", "--quiet"]
 
 

@@ -45,7 +45,7 @@ def random_start(random_model, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def tiny(tiny_set: Path, out: Path, start: Path, **changes) -> FinetuneSettings:
     values = dict(data=(tiny_set,), out=out, init=start, steps=8, batch_size=8, lr=1e-3,
-                  warmup=0, eval_every=4, replay=0.0, replay_renders=0, augment=False,
+                  warmup=0, eval_every=4, replay=0.0, replay_renders=0, augment=0.0,
                   holdout=0.25, precision="fp32", threads=2, train_features=True)
     values.update(changes)
     return FinetuneSettings(**values)

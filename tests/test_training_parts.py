@@ -87,6 +87,7 @@ def test_holdout_split_refuses_too_little_data() -> None:
         {"minutes": 1.0},                 # two budgets
         {"replay": 1.0},                  # nothing left of the user's data
         {"distill": -1.0},                # a negative loss weight
+        {"augment": 1.5},                 # a share above one
         {"charset": "aa"},                # a duplicate character
         {"outside_charset": "keep"},      # a policy that does not exist
         {"width_policy": "wide"},         # nor a width policy
@@ -191,7 +192,7 @@ def test_batches_hold_one_width_and_validation_fits_each_crop_as_inference_does(
     draws = random.Random(1)
     seen = set()
     for _ in range(30):
-        batch, labels, n_replay = mix(crops, crops, 8, 0.25, draws, config, augment=True,
+        batch, labels, n_replay = mix(crops, crops, 8, 0.25, draws, config, augment=0.5,
                                       domain_widths=domain, replay_widths=replay)
         width = batch.shape[2]
         seen.add(width)
@@ -201,6 +202,30 @@ def test_batches_hold_one_width_and_validation_fits_each_crop_as_inference_does(
     fitted = crops.fitted(config, "bucket")
     assert [(b.shape[2], len(y)) for b, y in fitted] == [(100, 20), (160, 20), (320, 20)]
     assert [b.shape[2] for b, _ in crops.fitted(config, "fixed")] == [100]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_the_augment_share_is_the_share_of_domain_crops_changed(share: float) -> None:
+    """``--augment`` is a share: 0 shows the user's crops as they are, 1 augments every one."""
+    import random
+
+    import numpy as np
+
+    from crnn_onnx.config import CRNNConfig
+    from crnn_onnx.training.data import CropSet
+    from crnn_onnx.training.replay import mix
+    from crnn_onnx.training.widths import WidthGroups, crop_widths
+
+    config = CRNNConfig()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (32, 100, 3), dtype=np.uint8) for _ in range(50)]
+    crops = CropSet(images, [str(i) for i in range(50)], [str(i) for i in range(50)])
+    domain = WidthGroups.build(crop_widths(images, config, "bucket"), least=4)
+    batch, labels, _ = mix(crops, crops, 400, 0.0, random.Random(3), config, augment=share,
+                           domain_widths=domain, replay_widths=None)
+    changed = np.mean([not np.array_equal(crop, images[int(label)])
+                       for crop, label in zip(batch, labels, strict=True)])
+    assert abs(changed - share) < 0.08
 
 
 def test_replay_renders_include_long_texts_for_wide_buckets() -> None:

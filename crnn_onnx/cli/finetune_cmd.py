@@ -157,8 +157,9 @@ def finetune(
                             "model's readings of the replay crops to the start weights'; 0 "
                             "turns it off.")] = _DEFAULTS["distill"],
     augment: Annotated[
-        bool, typer.Option("--augment/--no-augment", help="Augment your crops afresh each "
-                           "time they are drawn.")] = _DEFAULTS["augment"],
+        float, typer.Option("--augment", min=0.0, max=1.0, help="Share of your crops "
+                            "augmented afresh each time they are drawn (the rest as they "
+                            "are); 0 turns it off.")] = _DEFAULTS["augment"],
     replay: Annotated[
         float, typer.Option("--replay", min=0.0, max=0.9, help="Share of every batch drawn "
                             "from general crops, so the model keeps reading everything "

@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 SCENE_SHARE = 0.3
 #: Share of the renders with long texts (13 to 24 characters), read at their own width.
 LONG_SHARE = 0.1
-#: Share of the domain's crops augmented when augmentation is on.
-DOMAIN_AUGMENT = 0.5
-
 
 def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
     """``count`` synthetic word crops of the training split, labels fitted to ``charset``
@@ -64,12 +61,12 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
 
 
 def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
-        config: CRNNConfig, *, augment: bool, domain_widths: WidthGroups,
+        config: CRNNConfig, *, augment: float, domain_widths: WidthGroups,
         replay_widths: WidthGroups | None) -> tuple[np.ndarray, list[str], int]:
     """One batch of ``n`` crops at one width: a group of ``domain_widths`` is chosen (by its
     size), ``round(n * share)`` crops come from ``replay``'s widest group no wider than it
-    (always augmented), the rest from the chosen group (half of them augmented when asked,
-    so the model also sees the domain's crops as they come).
+    (always augmented), the rest from the chosen group (a share ``augment`` of them
+    augmented, so that the model also sees the domain's crops as they come).
 
     Returns:
         (n, 32, W, 3) uint8 BGR crops, their labels, and how many of them, at the end, are
@@ -78,7 +75,7 @@ def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Rand
     width, pool = domain_widths.choose(rng)
     n_replay = round(n * share) if replay_widths is not None and len(replay) else 0
     images, labels = domain.draw(n - n_replay, rng, config, pool=pool, width=width,
-                                 augment=DOMAIN_AUGMENT if augment else 0.0)
+                                 augment=augment)
     if n_replay:
         assert replay_widths is not None
         more, more_labels = replay.draw(n_replay, rng, config, augment=1.0, width=width,

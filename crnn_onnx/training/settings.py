@@ -61,8 +61,9 @@ class FinetuneSettings:
             forgetting). Ignored from scratch, which trains everything.
         distill: weight of the distillation loss on the replay crops (the model's per-frame
             distributions held to the start weights'); 0 turns it off.
-        augment: augment half of the domain crops drawn
-            (:func:`crnn_onnx.training.augment.augment_crop`).
+        augment: share of the domain crops augmented afresh each time they are drawn
+            (:func:`crnn_onnx.training.augment.augment_crop`); the rest are seen as they
+            are. 0 turns augmentation off.
         replay: share of every batch drawn from general crops.
         replay_renders: how many synthetic general crops to render for replay (0: none).
         replay_data: labelled sets of general crops to replay, beside the renders.
@@ -93,7 +94,7 @@ class FinetuneSettings:
     frozen_norm: bool = False
     train_features: bool = False
     distill: float = 1.0
-    augment: bool = True
+    augment: float = 0.5
     replay: float = 0.25
     replay_renders: int = 4000
     replay_data: tuple[Path, ...] = ()
@@ -118,6 +119,7 @@ class FinetuneSettings:
             "weight_decay": math.isfinite(self.weight_decay) and self.weight_decay >= 0,
             "ema": 0.0 <= self.ema < 1.0,
             "replay": 0.0 <= self.replay < 1.0,
+            "augment": 0.0 <= self.augment <= 1.0,
             "distill": math.isfinite(self.distill) and self.distill >= 0,
             "replay_renders": self.replay_renders >= 0,
             "eval_every": self.eval_every >= 1,
