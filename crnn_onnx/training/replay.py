@@ -29,6 +29,7 @@ SCENE_SHARE = 0.3
 #: Share of the renders with long texts (13 to 24 characters), read at their own width.
 LONG_SHARE = 0.1
 
+
 def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
     """``count`` synthetic word crops of the training split, labels fitted to ``charset``
     (dropping what it lacks).
