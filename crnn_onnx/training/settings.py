@@ -87,14 +87,14 @@ class FinetuneSettings:
     minutes: float | None = None
     batch_size: int = 32
     width_policy: WidthPolicy = "bucket"
-    lr: float = 3e-4
+    lr: float = 2e-4
     warmup: int = 50
     weight_decay: float = 0.01
     ema: float = 0.995
     frozen_norm: bool = False
     train_features: bool = False
     distill: float = 1.0
-    augment: float = 0.5
+    augment: float = 0.75
     replay: float = 0.25
     replay_renders: int = 4000
     replay_data: tuple[Path, ...] = ()
