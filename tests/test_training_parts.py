@@ -91,6 +91,7 @@ def test_holdout_split_refuses_too_little_data() -> None:
         {"charset": "aa"},                # a duplicate character
         {"outside_charset": "keep"},      # a policy that does not exist
         {"width_policy": "wide"},         # nor a width policy
+        {"replay_widths": "widest"},      # nor a way to draw the replay's widths
         {"data": ()},                     # nothing to train on
         {"init": Path("a.pth"), "from_scratch": True},  # two starting points
     ],
@@ -202,6 +203,50 @@ def test_batches_hold_one_width_and_validation_fits_each_crop_as_inference_does(
     fitted = crops.fitted(config, "bucket")
     assert [(b.shape[2], len(y)) for b, y in fitted] == [(100, 20), (160, 20), (320, 20)]
     assert [b.shape[2] for b, _ in crops.fitted(config, "fixed")] == [100]
+
+
+@pytest.mark.parametrize("replay_by", ["batch", "own"])
+def test_replay_crops_are_drawn_by_their_own_widths_when_asked(replay_by: str) -> None:
+    """Real crops replayed beside wide renders: under ``own`` each set is drawn by its own
+    widths (narrow replay crops are not starved by wide data) and the replay share holds on
+    average; under ``batch`` the replay follows the data's widths. Nobody is squeezed."""
+    import random
+
+    import numpy as np
+
+    from crnn_onnx.config import CRNNConfig
+    from crnn_onnx.training.data import CropSet
+    from crnn_onnx.training.replay import mix
+    from crnn_onnx.training.widths import WidthGroups, crop_widths
+
+    config = CRNNConfig()
+    rng = np.random.default_rng(0)
+
+    def crops(sizes: list[int], tag: str) -> tuple[CropSet, WidthGroups]:
+        images = [rng.integers(0, 255, (32, w, 3), dtype=np.uint8) for w in sizes]
+        labels = [f"{tag}{w}" for w in sizes]
+        return (CropSet(images, labels, labels),
+                WidthGroups.build(crop_widths(images, config, "bucket"), least=4))
+
+    data, data_widths = crops([60] * 10 + [300] * 30, "d")  # renders: mostly wide
+    replay, replay_widths = crops([60] * 30 + [300] * 10, "r")  # real crops: mostly narrow
+    draws = random.Random(5)
+    drawn = {"d": [], "r": []}
+    for _ in range(600):
+        batch, labels, n_replay = mix(data, replay, 16, 0.4, draws, config, augment=0.0,
+                                      domain_widths=data_widths, replay_widths=replay_widths,
+                                      replay_by=replay_by)  # type: ignore[arg-type]
+        assert all(label[0] == "r" for label in labels[len(labels) - n_replay:])
+        assert all(int(label[1:]) <= batch.shape[2] for label in labels)  # nobody squeezed
+        for label in labels:
+            drawn[label[0]].append(int(label[1:]) > 100)
+    wide = {tag: float(np.mean(flags)) for tag, flags in drawn.items()}
+    replay_share = len(drawn["r"]) / (len(drawn["r"]) + len(drawn["d"]))
+    if replay_by == "own":
+        assert abs(wide["r"] - 0.25) < 0.05 and abs(wide["d"] - 0.75) < 0.05
+        assert abs(replay_share - 0.4) < 0.03
+    else:  # the replay follows the data: three quarters of it wide
+        assert abs(wide["r"] - 0.75) < 0.05 and replay_share == pytest.approx(6 / 16)
 
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])

@@ -170,6 +170,11 @@ def finetune(
     replay_data: Annotated[
         list[Path] | None, typer.Option("--replay-data", help="Labelled general crops to "
                                         "replay as well (repeatable).")] = None,
+    replay_widths: Annotated[
+        Literal["batch", "own"],
+        typer.Option("--replay-widths", help="batch: every batch holds the replay share, at "
+                     "the width of your crops; own: the replay is drawn by its own widths "
+                     "(the share holds on average).")] = _DEFAULTS["replay_widths"],
     eval_every: Annotated[int, typer.Option("--eval-every", min=1, help="Steps between "
                                             "validations and checkpoints.")
     ] = _DEFAULTS["eval_every"],
@@ -201,7 +206,7 @@ def finetune(
             batch_size=batch_size, width_policy=width_policy, lr=lr, warmup=warmup, ema=ema,
             frozen_norm=frozen_norm, train_features=train_features, distill=distill,
             augment=augment, replay=replay, replay_renders=replay_renders,
-            replay_data=tuple(replay_data or ()),
+            replay_data=tuple(replay_data or ()), replay_widths=replay_widths,
             eval_every=eval_every, precision=precision, threads=threads, seed=seed)
         with _stop_requests() as stop_signal, _reporter(quiet) as report:
             result = run_finetune(settings, on_event=report,

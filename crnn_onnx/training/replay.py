@@ -18,6 +18,7 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.training.data import CropSet
 from crnn_onnx.training.labels import fit_labels
+from crnn_onnx.training.settings import ReplayWidths
 from crnn_onnx.training.widths import WidthGroups
 
 __all__ = ["render_replay"]
@@ -63,20 +64,35 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
 
 def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
         config: CRNNConfig, *, augment: float, domain_widths: WidthGroups,
-        replay_widths: WidthGroups | None) -> tuple[np.ndarray, list[str], int]:
-    """One batch of ``n`` crops at one width: a group of ``domain_widths`` is chosen (by its
-    size), ``round(n * share)`` crops come from ``replay``'s widest group no wider than it
-    (always augmented), the rest from the chosen group (a share ``augment`` of them
-    augmented, so that the model also sees the domain's crops as they come).
+        replay_widths: WidthGroups | None, replay_by: ReplayWidths = "batch"
+        ) -> tuple[np.ndarray, list[str], int]:
+    """One batch of ``n`` crops at one width, a share ``share`` of them from ``replay``
+    (always augmented), the rest from ``domain`` (a share ``augment`` of them augmented, so
+    that the model also sees the domain's crops as they come).
+
+    ``replay_by`` says how the width is chosen. ``batch``: a group of ``domain_widths`` (by
+    its size), and ``round(n * share)`` replay crops from ``replay``'s widest group no wider
+    than it, so the replay is drawn by the domain's widths. ``own``: a group of the mixture
+    of both (``share`` of it ``replay_widths``), and each crop is a replay crop with that
+    source's share of the mixture at this width, so each source is drawn by its own widths
+    and ``share`` holds on average, not in every batch.
 
     Returns:
         (n, 32, W, 3) uint8 BGR crops, their labels, and how many of them, at the end, are
         replay crops.
     """
-    width, pool = domain_widths.choose(rng)
-    n_replay = round(n * share) if replay_widths is not None and len(replay) else 0
-    images, labels = domain.draw(n - n_replay, rng, config, pool=pool, width=width,
-                                 augment=augment)
+    replaying = replay_widths is not None and len(replay) > 0 and share > 0
+    if replaying and replay_by == "own":
+        assert replay_widths is not None
+        width, _ = (replay_widths if rng.random() < share else domain_widths).choose(rng)
+        from_replay = share * replay_widths.share(width)
+        chance = from_replay / (from_replay + (1 - share) * domain_widths.share(width))
+        n_replay = sum(rng.random() < chance for _ in range(n))
+    else:
+        width, _ = domain_widths.choose(rng)
+        n_replay = round(n * share) if replaying else 0
+    images, labels = domain.draw(n - n_replay, rng, config, pool=domain_widths.up_to(width),
+                                 width=width, augment=augment)
     if n_replay:
         assert replay_widths is not None
         more, more_labels = replay.draw(n_replay, rng, config, augment=1.0, width=width,

@@ -11,17 +11,22 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from crnn_onnx.config import WIDTH_POLICIES, WidthPolicy
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.inference.options import check_choice
 from crnn_onnx.training.labels import OUTSIDE_POLICIES, OutsidePolicy
 
-__all__ = ["FinetuneSettings", "TrainPrecision"]
+__all__ = ["REPLAY_WIDTHS", "FinetuneSettings", "ReplayWidths", "TrainPrecision"]
 
 #: ``auto``: bf16 where the CPU computes it natively (AMX or AVX512-BF16), else fp32.
 TrainPrecision = Literal["auto", "bf16", "fp32"]
+#: How a batch's width is chosen when replaying (:func:`crnn_onnx.training.replay.mix`):
+#: ``batch``: by the data's widths, the replay taken at it; ``own``: by both sets' widths, so
+#: each is drawn by its own.
+ReplayWidths = Literal["batch", "own"]
+REPLAY_WIDTHS: tuple[str, ...] = get_args(ReplayWidths)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,11 @@ class FinetuneSettings:
         replay: share of every batch drawn from general crops.
         replay_renders: how many synthetic general crops to render for replay (0: none).
         replay_data: labelled sets of general crops to replay, beside the renders.
+        replay_widths: ``batch``: a batch's width follows the data's widths and every batch
+            holds the ``replay`` share, taken at that width (replay crops are then drawn by
+            the data's widths); ``own``: the width follows both sets' widths and each is
+            drawn by its own (``replay`` holds on average; wide-data batches hold fewer
+            replay crops, and the reverse).
         eval_every: steps between validations (and checkpoints).
         precision: ``auto``, ``bf16`` or ``fp32`` (bf16: the convolutions in autocast).
         threads: torch threads; ``None``: torch's default.
@@ -98,6 +108,7 @@ class FinetuneSettings:
     replay: float = 0.25
     replay_renders: int = 4000
     replay_data: tuple[Path, ...] = ()
+    replay_widths: ReplayWidths = "batch"
     eval_every: int = 200
     precision: TrainPrecision = "auto"
     threads: int | None = None
@@ -129,6 +140,7 @@ class FinetuneSettings:
         if bad is not None:
             raise CRNNError(f"{bad}={getattr(self, bad)!r} is out of range")
         check_choice("width policy", self.width_policy, WIDTH_POLICIES)
+        check_choice("replay widths", self.replay_widths, REPLAY_WIDTHS)
         check_choice("outside_charset policy", self.outside_charset, OUTSIDE_POLICIES)
         if self.charset is not None and not self.charset:
             raise CRNNError("charset is empty")

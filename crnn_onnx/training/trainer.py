@@ -235,7 +235,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
             group["lr"] = lr
         images, labels, n_replay = mix(train, replay, settings.batch_size, settings.replay,
                                        rng, config, augment=settings.augment,
-                                       domain_widths=train_widths, replay_widths=replay_widths)
+                                       domain_widths=train_widths, replay_widths=replay_widths,
+                                       replay_by=settings.replay_widths)
         frames = sequence_length(images.shape[2])
         targets = torch.tensor([config.charset.index(c) + 1 for y in labels for c in y])
         log_probs = F.log_softmax(forward(model, to_tensor(images, config), bf16), dim=2)

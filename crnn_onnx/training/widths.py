@@ -75,6 +75,12 @@ class WidthGroups:
             pick -= len(members)
         raise AssertionError("unreachable: pick < len(self)")
 
+    def share(self, width: int) -> float:
+        """The share of the crops in the group of exactly ``width`` (0 if there is none)."""
+        if width not in self.widths:
+            return 0.0
+        return len(self.members[self.widths.index(width)]) / len(self)
+
     def up_to(self, width: int) -> tuple[int, ...]:
         """The crops of the widest group no wider than ``width`` (the narrowest group's if
         every group is wider: they are then squeezed to ``width``)."""
