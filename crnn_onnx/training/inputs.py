@@ -111,7 +111,9 @@ def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> I
                                 max_label=max_label)
         replay += general
     if settings.replay:
-        note(f"replay: {settings.replay:.0%} of every batch from {len(replay):,} general crops")
+        where = ("of every batch" if settings.replay_widths == "batch"
+                 else "of the crops, each set by its own widths,")
+        note(f"replay: {settings.replay:.0%} {where} from {len(replay):,} general crops")
     note("widths: " + (f"each crop at its aspect ratio's width ({config.width} to "
                        f"{widest} px, batches of one width), as inference reads it"
                        if config.width_policy == "bucket"
