@@ -160,3 +160,14 @@ def test_command_line_defaults_are_the_settings_defaults() -> None:
         assert default == field.default, field.name
         compared += 1
     assert compared >= 15
+
+
+def test_the_replay_widths_option_reaches_the_run(tiny_set: Path, tmp_path: Path) -> None:
+    """``--replay-widths own`` is the run's setting (recorded in run.json, which makes the run
+    what it is), not an option the command line drops on the way."""
+    run = tmp_path / "run"
+    result = finetune(*QUICK, str(tiny_set), "--out", str(run), "--steps", "2", "--replay",
+                      "0.25", "--replay-renders", "0", "--replay-data", str(tiny_set),
+                      "--replay-widths", "own")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "run.json").read_text())["settings"]["replay_widths"] == "own"

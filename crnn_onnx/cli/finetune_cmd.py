@@ -13,7 +13,7 @@ import typer
 
 from crnn_onnx.cli._app import app, errors_to_exit
 from crnn_onnx.config import WidthPolicy
-from crnn_onnx.training.settings import FinetuneSettings
+from crnn_onnx.training.settings import FinetuneSettings, ReplayWidths
 
 if TYPE_CHECKING:
     from crnn_onnx.training.trainer import TrainEvent
@@ -171,7 +171,7 @@ def finetune(
         list[Path] | None, typer.Option("--replay-data", help="Labelled general crops to "
                                         "replay as well (repeatable).")] = None,
     replay_widths: Annotated[
-        Literal["batch", "own"],
+        ReplayWidths,
         typer.Option("--replay-widths", help="batch: every batch holds the replay share, at "
                      "the width of your crops; own: the replay is drawn by its own widths "
                      "(the share holds on average).")] = _DEFAULTS["replay_widths"],
