@@ -161,9 +161,9 @@ def finetune(
                             "augmented afresh each time they are drawn (the rest as they "
                             "are); 0 turns it off.")] = _DEFAULTS["augment"],
     replay: Annotated[
-        float, typer.Option("--replay", min=0.0, max=0.9, help="Share of every batch drawn "
-                            "from general crops, so the model keeps reading everything "
-                            "else.")] = _DEFAULTS["replay"],
+        float, typer.Option("--replay", min=0.0, max=0.9, help="Share of every batch (on "
+                            "average, with --replay-widths own) drawn from general crops, so "
+                            "the model keeps reading everything else.")] = _DEFAULTS["replay"],
     replay_renders: Annotated[
         int, typer.Option("--replay-renders", min=0, help="Synthetic general crops rendered "
                           "for replay with this machine's fonts.")] = _DEFAULTS["replay_renders"],

@@ -69,7 +69,8 @@ class FinetuneSettings:
         augment: share of the domain crops augmented afresh each time they are drawn
             (:func:`crnn_onnx.training.augment.augment_crop`); the rest are seen as they
             are. 0 turns augmentation off.
-        replay: share of every batch drawn from general crops.
+        replay: share of the crops drawn from general crops: of every batch, or on average
+            under ``replay_widths='own'``.
         replay_renders: how many synthetic general crops to render for replay (0: none).
         replay_data: labelled sets of general crops to replay, beside the renders.
         replay_widths: ``batch``: a batch's width follows the data's widths and every batch
