@@ -117,6 +117,11 @@ def test_run_folder_refuses_another_run_and_stray_files(tmp_path: Path) -> None:
     with pytest.raises(CRNNError, match="train_features differ"):
         check_run_folder(run, identity)
     assert check_run_folder(run, {**identity, "train_features": True}) is True
+    older = {k: v for k, v in identity.items() if k != "replay_widths"}
+    (run / "run.json").write_text(json.dumps({"settings": older}))  # drew the replay by batch
+    assert check_run_folder(run, identity) is True
+    with pytest.raises(CRNNError, match="replay_widths differ"):
+        check_run_folder(run, {**identity, "replay_widths": "own"})
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
@@ -194,7 +199,7 @@ def test_batches_hold_one_width_and_validation_fits_each_crop_as_inference_does(
     seen = set()
     for _ in range(30):
         batch, labels, n_replay = mix(crops, crops, 8, 0.25, draws, config, augment=0.5,
-                                      domain_widths=domain, replay_widths=replay)
+                                      domain_groups=domain, replay_groups=replay)
         width = batch.shape[2]
         seen.add(width)
         assert batch.shape == (8, 32, width, 3) and n_replay == 2
@@ -234,7 +239,7 @@ def test_replay_crops_are_drawn_by_their_own_widths_when_asked(replay_by: str) -
     drawn = {"d": [], "r": []}
     for _ in range(600):
         batch, labels, n_replay = mix(data, replay, 16, 0.4, draws, config, augment=0.0,
-                                      domain_widths=data_widths, replay_widths=replay_widths,
+                                      domain_groups=data_widths, replay_groups=replay_widths,
                                       replay_by=replay_by)  # type: ignore[arg-type]
         assert all(label[0] == "r" for label in labels[len(labels) - n_replay:])
         assert all(int(label[1:]) <= batch.shape[2] for label in labels)  # nobody squeezed
@@ -267,7 +272,7 @@ def test_the_augment_share_is_the_share_of_domain_crops_changed(share: float) ->
     crops = CropSet(images, [str(i) for i in range(50)], [str(i) for i in range(50)])
     domain = WidthGroups.build(crop_widths(images, config, "bucket"), least=4)
     batch, labels, _ = mix(crops, crops, 400, 0.0, random.Random(3), config, augment=share,
-                           domain_widths=domain, replay_widths=None)
+                           domain_groups=domain, replay_groups=None)
     changed = np.mean([not np.array_equal(crop, images[int(label)])
                        for crop, label in zip(batch, labels, strict=True)])
     assert abs(changed - share) < 0.08

@@ -63,17 +63,17 @@ def render_replay(count: int, charset: Sequence[str], *, seed: int) -> CropSet:
 
 
 def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Random,
-        config: CRNNConfig, *, augment: float, domain_widths: WidthGroups,
-        replay_widths: WidthGroups | None, replay_by: ReplayWidths = "batch"
+        config: CRNNConfig, *, augment: float, domain_groups: WidthGroups,
+        replay_groups: WidthGroups | None, replay_by: ReplayWidths = "batch"
         ) -> tuple[np.ndarray, list[str], int]:
     """One batch of ``n`` crops at one width, a share ``share`` of them from ``replay``
     (always augmented), the rest from ``domain`` (a share ``augment`` of them augmented, so
     that the model also sees the domain's crops as they come).
 
-    ``replay_by`` says how the width is chosen. ``batch``: a group of ``domain_widths`` (by
+    ``replay_by`` says how the width is chosen. ``batch``: a group of ``domain_groups`` (by
     its size), and ``round(n * share)`` replay crops from ``replay``'s widest group no wider
     than it, so the replay is drawn by the domain's widths. ``own``: a group of the mixture
-    of both (``share`` of it ``replay_widths``), and each crop is a replay crop with that
+    of both (``share`` of it ``replay_groups``), and each crop is a replay crop with that
     source's share of the mixture at this width, so each source is drawn by its own widths
     and ``share`` holds on average, not in every batch.
 
@@ -81,22 +81,22 @@ def mix(domain: CropSet, replay: CropSet, n: int, share: float, rng: random.Rand
         (n, 32, W, 3) uint8 BGR crops, their labels, and how many of them, at the end, are
         replay crops.
     """
-    replaying = replay_widths is not None and len(replay) > 0 and share > 0
+    replaying = replay_groups is not None and len(replay) > 0 and share > 0
     if replaying and replay_by == "own":
-        assert replay_widths is not None
-        width, _ = (replay_widths if rng.random() < share else domain_widths).choose(rng)
-        from_replay = share * replay_widths.share(width)
-        chance = from_replay / (from_replay + (1 - share) * domain_widths.share(width))
+        assert replay_groups is not None
+        width, _ = (replay_groups if rng.random() < share else domain_groups).choose(rng)
+        from_replay = share * replay_groups.share(width)
+        chance = from_replay / (from_replay + (1 - share) * domain_groups.share(width))
         n_replay = sum(rng.random() < chance for _ in range(n))
     else:
-        width, _ = domain_widths.choose(rng)
+        width, _ = domain_groups.choose(rng)
         n_replay = round(n * share) if replaying else 0
-    images, labels = domain.draw(n - n_replay, rng, config, pool=domain_widths.up_to(width),
+    images, labels = domain.draw(n - n_replay, rng, config, pool=domain_groups.up_to(width),
                                  width=width, augment=augment)
     if n_replay:
-        assert replay_widths is not None
+        assert replay_groups is not None
         more, more_labels = replay.draw(n_replay, rng, config, augment=1.0, width=width,
-                                        pool=replay_widths.up_to(width))
+                                        pool=replay_groups.up_to(width))
         images = np.concatenate([images, more])
         labels = labels + more_labels
     return images, labels, n_replay

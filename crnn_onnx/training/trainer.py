@@ -152,8 +152,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     def width_groups(crops: CropSet) -> WidthGroups:
         return WidthGroups.build(crop_widths(crops.images, config, config.width_policy), least)
 
-    train_widths = width_groups(train)
-    replay_widths = width_groups(replay) if len(replay) else None
+    train_groups = width_groups(train)
+    replay_groups = width_groups(replay) if len(replay) else None
 
     folder.root.mkdir(parents=True, exist_ok=True)
     folder.create(settings.identity())
@@ -235,7 +235,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
             group["lr"] = lr
         images, labels, n_replay = mix(train, replay, settings.batch_size, settings.replay,
                                        rng, config, augment=settings.augment,
-                                       domain_widths=train_widths, replay_widths=replay_widths,
+                                       domain_groups=train_groups, replay_groups=replay_groups,
                                        replay_by=settings.replay_widths)
         frames = sequence_length(images.shape[2])
         targets = torch.tensor([config.charset.index(c) + 1 for y in labels for c in y])
