@@ -2,10 +2,11 @@
 
 Protects: the loss goes down and the checkpoints load (best.pth with config.yaml, as
 ``crnn-onnx export`` reads them); an interrupted run resumed ends with the uninterrupted
-schedule's steps and files; best.pth holds the latest of the weights that read best; a NaN
-loss stops the run with one error and keeps the last good weights; bad start checkpoints and
-data are refused before anything is written; BatchNorm statistics and the frozen feature
-layers stay the start weights' when asked.
+schedule's steps and files; best.pth holds the latest of the weights that read best; each
+validation set is scored, and together they weigh by their sizes; a NaN loss stops the run
+with one error and keeps the last good weights; bad start checkpoints and data are refused
+before anything is written; BatchNorm statistics and the frozen feature layers stay the start
+weights' when asked.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.slow  # seconds of training each
 from crnn_onnx.config import CRNNConfig, load_config  # noqa: E402
 from crnn_onnx.errors import CRNNError  # noqa: E402
 from crnn_onnx.export.checkpoint import load_checkpoint  # noqa: E402
+from crnn_onnx.training.outcome import TrainEvent  # noqa: E402
 from crnn_onnx.training.settings import FinetuneSettings  # noqa: E402
-from crnn_onnx.training.trainer import TrainEvent, finetune  # noqa: E402
+from crnn_onnx.training.trainer import finetune  # noqa: E402
 
 WORDS = ["cash", "total", "rm12", "tax", "qty", "item", "gst", "paid", "due", "card", "sale",
          "net"]
@@ -87,7 +89,8 @@ def test_best_checkpoint_is_the_latest_of_the_weights_that_read_best(
 
     # Validation scores: the start, then steps 4, 8, 12 and 16.
     scores = iter([0.1, 0.5, 0.7, 0.7, 0.6])
-    monkeypatch.setattr(trainer, "accuracy", lambda model, batches, config: next(scores))
+    monkeypatch.setattr(trainer, "accuracy_by_set",
+                        lambda model, sets, config: (next(scores), {}))
     result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=16))
     assert (result.best_accuracy, result.step) == (0.7, 16)
     # The tie at step 12 goes to the longer-trained weights; step 16's worse ones are not kept.
@@ -95,6 +98,27 @@ def test_best_checkpoint_is_the_latest_of_the_weights_that_read_best(
     log = [json.loads(line) for line in result.folder.log.read_text().splitlines()]
     assert [(e["val_accuracy"], e["best_step"]) for e in log if e.get("event") == "eval"] == [
         (0.5, 4), (0.7, 8), (0.7, 12), (0.6, 12)]
+
+
+def test_each_validation_set_is_scored_and_together_they_weigh_by_size(
+        tiny_set: Path, random_start: Path, tmp_path: Path, word_set) -> None:
+    small = word_set(tmp_path / "small", WORDS[:3])
+    large = word_set(tmp_path / "large", WORDS * 2)
+    events: list[TrainEvent] = []
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, val=(small, large)),
+                      on_event=events.append)
+    names = [str(small), str(large)]
+    assert result.val_crops == 3 + 2 * len(WORDS)
+    log = [json.loads(line) for line in result.folder.log.read_text().splitlines()]
+    scored = [log[0]["start_accuracy"], *(e["val_accuracy"] for e in log if "by_set" in e)]
+    by_set = [log[0]["start_by_set"], *(e["by_set"] for e in log if "by_set" in e)]
+    assert len(by_set) == 3 and all(list(figures) == names for figures in by_set)
+    for pooled, figures in zip(scored, by_set, strict=True):  # every crop counts once
+        weighted = (3 * figures[names[0]] + 2 * len(WORDS) * figures[names[1]]) / result.val_crops
+        assert pooled == pytest.approx(weighted)
+    best = next(e for e in log if e.get("event") == "eval" and e["step"] == log[-1]["best_step"])
+    assert result.best_by_set == best["by_set"] and result.start_by_set == log[0]["start_by_set"]
+    assert [e.by_set for e in events if e.kind == "eval"] == by_set[1:]
 
 
 def test_bucket_training_feeds_long_words_at_their_own_width(
@@ -186,6 +210,9 @@ def test_nan_loss_stops_with_one_error_and_keeps_the_last_good_weights(
         # labels with nothing the model can read
         (lambda tmp, draw: {"data": (draw(tmp / "none", ["***"] * 4),)},
          "no usable crops"),
+        # a validation set with nothing the model can read
+        (lambda tmp, draw: {"val": (draw(tmp / "blank", ["***"] * 2),)},
+         "validation set .*blank' holds no usable crops"),
         # precision the CPU cannot compute natively (skipped where it can)
         (lambda tmp, draw: {"precision": "bf16"}, "needs a CPU with"),
     ],

@@ -16,7 +16,7 @@ from crnn_onnx.config import WidthPolicy
 from crnn_onnx.training.settings import FinetuneSettings, ReplayWidths
 
 if TYPE_CHECKING:
-    from crnn_onnx.training.trainer import TrainEvent
+    from crnn_onnx.training.outcome import TrainEvent
 
 #: The library's defaults: the options show them and pass them on.
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(FinetuneSettings)
@@ -40,6 +40,13 @@ def _stop_requests() -> Iterator[Callable[[], int | None]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _by_set(by_set: dict[str, float]) -> str:
+    """``: NAME 97.10%, NAME 88.00%`` for two validation sets or more, else nothing."""
+    if len(by_set) < 2:
+        return ""
+    return ": " + ", ".join(f"{name} {score:.2%}" for name, score in by_set.items())
 
 
 @contextmanager
@@ -70,7 +77,8 @@ def _reporter(quiet: bool) -> Iterator[Callable[[TrainEvent], None]]:
             last_val = f"val {event.val_accuracy:.2%}"
             if not quiet:
                 bar.console.print(f"step {event.step:,}: validation {event.val_accuracy:.2%} "
-                                  f"(best {event.best_accuracy:.2%})", highlight=False)
+                                  f"(best {event.best_accuracy:.2%})"
+                                  + _by_set(event.by_set or {}), highlight=False, markup=False)
         if event.kind in ("step", "eval"):
             info = (f"loss {event.loss:.3f}  {event.crops_per_s:.0f} crops/s  {last_val}"
                     if event.loss is not None else last_val)
@@ -221,6 +229,11 @@ def finetune(
                    f"{result.crops_per_s:.1f} crops/s ({result.precision})")
         typer.echo(f"validation  {result.start_accuracy:.2%} -> {result.best_accuracy:.2%} "
                    f"({result.val_crops:,} crops; {result.train_crops:,} trained on)")
+        if len(result.best_by_set) > 1:
+            for name, score in result.best_by_set.items():
+                start = result.start_by_set.get(name)
+                before = f"{start:.2%} -> " if start is not None else ""
+                typer.echo(f"  {name}  {before}{score:.2%}")
         typer.echo(f"best        {folder.best} (config {folder.config})")
         typer.echo(f"log         {folder.log}")
         if export:

@@ -1,7 +1,9 @@
 """A CRNN on batches of fitted crops: the input tensor, the training mode, the forward pass,
-word accuracy."""
+word accuracy by validation set."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -10,7 +12,7 @@ from crnn_onnx.config import CRNNConfig
 from crnn_onnx.export.model import CRNN
 from crnn_onnx.inference.decoder import ctc_greedy_decode
 
-__all__ = ["accuracy", "distillation", "forward", "to_tensor", "training_mode"]
+__all__ = ["Batches", "accuracy_by_set", "distillation", "forward", "to_tensor", "training_mode"]
 
 
 def to_tensor(batch: np.ndarray, config: CRNNConfig) -> torch.Tensor:
@@ -53,18 +55,33 @@ def training_mode(model: CRNN, *, frozen_norm: bool) -> None:
                 module.eval()
 
 
+Batches = list[tuple[np.ndarray, list[str]]]
+"""Crops fitted to the model canvas: ((N, 32, W, 3) uint8 BGR, labels) pairs, one W each
+(:meth:`CropSet.fitted`)."""
+
+
 @torch.no_grad()
-def accuracy(model: CRNN, batches: list[tuple[np.ndarray, list[str]]], config: CRNNConfig
-             ) -> float:
-    """Word accuracy (exact match on the charset) of greedy readings of crops given as
-    ((N, 32, W, 3) uint8 BGR, labels) pairs, one W each (:meth:`CropSet.fitted`); leaves
-    ``model`` in eval mode."""
-    model.eval()
-    correct = total = 0
+def _read_correctly(model: CRNN, batches: Batches, config: CRNNConfig) -> int:
+    """How many of the crops greedy decoding reads exactly (on the charset)."""
+    correct = 0
     for images, labels in batches:
         for i in range(0, len(labels), 256):
             logits = model(to_tensor(images[i:i + 256], config)).numpy()
             texts = [d.text for d in ctc_greedy_decode(logits, config.charset)]
             correct += sum(t == y for t, y in zip(texts, labels[i:i + 256], strict=True))
-        total += len(labels)
-    return correct / max(1, total)
+    return correct
+
+
+def accuracy_by_set(model: CRNN, sets: Mapping[str, Batches], config: CRNNConfig
+                    ) -> tuple[float, dict[str, float]]:
+    """Word accuracy of greedy readings over all the ``sets`` together (every crop counts
+    once, so a large set weighs more), and of each set by its name; leaves ``model`` in
+    eval mode."""
+    model.eval()
+    correct, total, by_set = 0, 0, {}
+    for name, batches in sets.items():
+        right = _read_correctly(model, batches, config)
+        count = sum(len(labels) for _, labels in batches)
+        by_set[name] = right / max(1, count)
+        correct, total = correct + right, total + count
+    return correct / max(1, total), by_set

@@ -23,18 +23,22 @@ from crnn_onnx.training.replay import render_replay
 from crnn_onnx.training.settings import FinetuneSettings
 from crnn_onnx.weights import default_model_path
 
-__all__ = ["Inputs", "prepare_inputs"]
+__all__ = ["HELD_OUT", "Inputs", "prepare_inputs"]
+
+HELD_OUT = "held out"
+"""The name of the validation set held out of the data (when no ``val`` is given)."""
 
 
 @dataclass(frozen=True)
 class Inputs:
     """The start of a run: ``model`` (float32, on the trained charset), its ``config``, the
-    ``train``, ``val`` and ``replay`` crops, and whether to train in ``bf16``."""
+    ``train`` crops, the validation sets ``val`` by name (each ``val`` source as given, or
+    ``held out``), the ``replay`` crops, and whether to train in ``bf16``."""
 
     model: CRNN
     config: CRNNConfig
     train: CropSet
-    val: CropSet
+    val: dict[str, CropSet]
     replay: CropSet
     bf16: bool
 
@@ -48,18 +52,20 @@ def _start_config(settings: FinetuneSettings) -> tuple[Path, CRNNConfig]:
 
 
 def _split(settings: FinetuneSettings, crops: CropSet, charset: tuple[str, ...],
-           max_label: int, note: Callable[[str], None]) -> tuple[CropSet, CropSet]:
-    """(train, validation): the validation sets, or a hold-out of the data."""
+           max_label: int, note: Callable[[str], None]
+           ) -> tuple[CropSet, dict[str, CropSet]]:
+    """(train, validation sets by name): the validation sets, or a hold-out of the data."""
     if settings.val:
-        val, _ = read_crops(settings.val, charset, "drop", max_label=max_label)
-        note(f"validation: {len(val):,} crops from {', '.join(map(str, settings.val))}")
+        val = {str(source): read_crops([source], charset, "drop", max_label=max_label)[0]
+               for source in settings.val}
+        note(f"validation: {sum(map(len, val.values())):,} crops from {', '.join(val)}")
         return crops, val
     groups = read_groups(settings.groups) if settings.groups else None
     train_idx, val_idx = holdout_split(crops.names, settings.holdout, groups=groups)
     how = f"whole groups of {settings.groups}" if groups else "blocks of 40 consecutive files"
     note(f"validation: {len(val_idx):,} crops held out of the data ({settings.holdout:.0%}, "
          f"by {how}; the same on every run)")
-    return crops.subset(train_idx), crops.subset(val_idx)
+    return crops.subset(train_idx), {HELD_OUT: crops.subset(val_idx)}
 
 
 def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> Inputs:
@@ -100,7 +106,10 @@ def prepare_inputs(settings: FinetuneSettings, note: Callable[[str], None]) -> I
     if not len(crops):
         raise CRNNError(f"no usable crops in {', '.join(map(str, settings.data))}")
     train, val = _split(settings, crops, config.charset, max_label, note)
-    if not len(train) or not len(val):
+    empty = [name for name, part in val.items() if not len(part)]
+    if settings.val and empty:
+        raise CRNNError(f"validation set {empty[0]!r} holds no usable crops")
+    if not len(train) or empty:
         raise CRNNError(f"{len(crops)} crops are too few to train on and validate with; "
                         "give more data or a validation set")
     replay = CropSet([], [], [])

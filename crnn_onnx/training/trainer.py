@@ -24,18 +24,16 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crnn_onnx.config import CRNNConfig
 from crnn_onnx.contract import sequence_length
 from crnn_onnx.errors import CRNNError
 from crnn_onnx.export.checkpoint import save_checkpoint
 from crnn_onnx.training.batches import (
-    accuracy,
+    accuracy_by_set,
     distillation,
     forward,
     to_tensor,
@@ -44,60 +42,16 @@ from crnn_onnx.training.batches import (
 from crnn_onnx.training.data import CropSet
 from crnn_onnx.training.freezing import freeze_lower_features
 from crnn_onnx.training.inputs import prepare_inputs
+from crnn_onnx.training.outcome import FinetuneResult, TrainEvent
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
 from crnn_onnx.training.settings import FinetuneSettings
 from crnn_onnx.training.widths import WidthGroups, crop_widths
 
-__all__ = ["FinetuneResult", "TrainEvent", "finetune"]
+__all__ = ["finetune"]
 
 #: Consecutive steps with a NaN or infinite loss before the run is stopped.
 NAN_PATIENCE = 5
-
-
-@dataclass(frozen=True)
-class TrainEvent:
-    """What the loop reports: ``kind`` is ``note`` (a line for the user), ``step`` or
-    ``eval``; ``progress`` is the share of the schedule done (0..1)."""
-
-    kind: str
-    step: int = 0
-    progress: float = 0.0
-    message: str = ""
-    loss: float | None = None
-    crops_per_s: float | None = None
-    val_accuracy: float | None = None
-    best_accuracy: float | None = None
-
-
-@dataclass(frozen=True)
-class FinetuneResult:
-    """How a run ended.
-
-    Attributes:
-        folder: the run folder's paths.
-        config: the config of the trained model (its charset).
-        step: steps done in all sessions of the run.
-        best_accuracy: validation word accuracy of ``best.pth``; ``start_accuracy`` that of
-            the start weights (on the trained charset).
-        train_crops, val_crops: crops trained on and validated on.
-        trained_s: training time over all sessions, seconds.
-        crops_per_s: crops trained on per second in this session, validations included.
-        precision: ``bf16`` or ``fp32``.
-        interrupted: stopped by request before the schedule ended (``last.pth`` resumes).
-    """
-
-    folder: RunFolder
-    config: CRNNConfig
-    step: int
-    best_accuracy: float
-    start_accuracy: float
-    train_crops: int
-    val_crops: int
-    trained_s: float
-    crops_per_s: float
-    precision: str
-    interrupted: bool
 
 
 def _lr_at(step: int, progress: float, settings: FinetuneSettings) -> float:
@@ -145,7 +99,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     model, config, train, val, replay = (inputs.model, inputs.config, inputs.train,
                                          inputs.val, inputs.replay)
     bf16 = inputs.bf16
-    val_batches = val.fitted(config, config.width_policy)
+    val_batches = {name: part.fitted(config, config.width_policy) for name, part in val.items()}
+    val_crops = sum(map(len, val.values()))
     # Groups of at least a quarter batch, so that no batch repeats a handful of crops.
     least = max(1, settings.batch_size // 4)
 
@@ -170,9 +125,10 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     step, trained_s, best, best_step = 0, 0.0, -1.0, 0
+    best_by_set: dict[str, float] = {}
     resumed = resuming and folder.last.is_file()
     if not resumed:
-        start_accuracy = accuracy(model, val_batches, config)
+        start_accuracy, start_by_set = accuracy_by_set(model, val_batches, config)
     else:  # its start accuracy was scored when the run began
         state = torch.load(folder.last, map_location="cpu", weights_only=True)
         model.load_state_dict(state["train_model"])
@@ -181,6 +137,9 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         step, trained_s = int(state["step"]), float(state["trained_s"])
         best, best_step = float(state["best_accuracy"]), int(state["best_step"])
         start_accuracy = float(state["start_accuracy"])
+        # Runs saved before the figures by set were kept have none.
+        start_by_set = dict(state.get("start_by_set", {}))
+        best_by_set = dict(state.get("best_by_set", {}))
         note(f"resuming at step {step:,} (best validation {best:.2%} at step {best_step:,})")
     log = folder.log.open("a", encoding="utf-8")
 
@@ -197,24 +156,26 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         save_checkpoint(ema, folder.last, epoch=step, extra={
             "train_model": model.state_dict(), "optimizer": optimiser.state_dict(),
             "step": step, "trained_s": trained_s + session_s, "best_accuracy": best,
-            "best_step": best_step, "start_accuracy": start_accuracy})
+            "best_step": best_step, "start_accuracy": start_accuracy,
+            "start_by_set": start_by_set, "best_by_set": best_by_set})
 
     def checkpoint(session_s: float) -> None:
-        nonlocal best, best_step
-        score = accuracy(ema, val_batches, config)
+        nonlocal best, best_step, best_by_set
+        score, by_set = accuracy_by_set(ema, val_batches, config)
         if score >= best or not folder.best.is_file():
-            best, best_step = max(best, score), step
+            best, best_step, best_by_set = max(best, score), step, by_set
             save_checkpoint(ema, folder.best, epoch=step, extra={
                 "best_acc": best, "step": step, "charset": "".join(config.charset)})
         save_last(session_s)
-        record(event="eval", step=step, val_accuracy=score, best=best, best_step=best_step)
+        record(event="eval", step=step, val_accuracy=score, best=best, best_step=best_step,
+               by_set=by_set)
         on_event(TrainEvent("eval", step, progress(session_s), val_accuracy=score,
-                            best_accuracy=best))
+                            best_accuracy=best, by_set=by_set))
 
     if not resumed:
-        record(event="start", settings=settings.identity(), train=len(train), val=len(val),
+        record(event="start", settings=settings.identity(), train=len(train), val=val_crops,
                replay=len(replay), precision="bf16" if bf16 else "fp32",
-               start_accuracy=start_accuracy)
+               start_accuracy=start_accuracy, start_by_set=start_by_set)
     else:
         record(event="resume", step=step)
     note(f"start: {start_accuracy:.2%} of the validation crops read correctly")
@@ -289,6 +250,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
             checkpoint(session_s)
         record(event="done", step=step, best=best, best_step=best_step)
     log.close()
-    return FinetuneResult(folder, config, step, best, start_accuracy, len(train), len(val),
+    return FinetuneResult(folder, config, step, best, start_accuracy, best_by_set, start_by_set,
+                          len(train), val_crops,
                           trained_s + session_s, session_crops / max(session_s, 1e-9),
                           "bf16" if bf16 else "fp32", interrupted)

@@ -1,0 +1,61 @@
+"""What a fine-tuning run reports as it goes (:class:`TrainEvent`) and how it ended
+(:class:`FinetuneResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crnn_onnx.config import CRNNConfig
+from crnn_onnx.training.run_folder import RunFolder
+
+__all__ = ["FinetuneResult", "TrainEvent"]
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """What the loop reports: ``kind`` is ``note`` (a line for the user), ``step`` or
+    ``eval``; ``progress`` is the share of the schedule done (0..1); an ``eval`` carries the
+    word accuracy over the validation sets together and ``by_set``, that of each by name."""
+
+    kind: str
+    step: int = 0
+    progress: float = 0.0
+    message: str = ""
+    loss: float | None = None
+    crops_per_s: float | None = None
+    val_accuracy: float | None = None
+    best_accuracy: float | None = None
+    by_set: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """How a run ended.
+
+    Attributes:
+        folder: the run folder's paths.
+        config: the config of the trained model (its charset).
+        step: steps done in all sessions of the run.
+        best_accuracy: validation word accuracy of ``best.pth`` over the validation sets
+            together; ``start_accuracy`` that of the start weights (on the trained charset).
+        best_by_set, start_by_set: the same, of each validation set by name.
+        train_crops, val_crops: crops trained on and validated on.
+        trained_s: training time over all sessions, seconds.
+        crops_per_s: crops trained on per second in this session, validations included.
+        precision: ``bf16`` or ``fp32``.
+        interrupted: stopped by request before the schedule ended (``last.pth`` resumes).
+    """
+
+    folder: RunFolder
+    config: CRNNConfig
+    step: int
+    best_accuracy: float
+    start_accuracy: float
+    best_by_set: dict[str, float]
+    start_by_set: dict[str, float]
+    train_crops: int
+    val_crops: int
+    trained_s: float
+    crops_per_s: float
+    precision: str
+    interrupted: bool
