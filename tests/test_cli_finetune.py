@@ -173,12 +173,15 @@ def test_the_replay_widths_option_reaches_the_run(tiny_set: Path, tmp_path: Path
     assert json.loads((run / "run.json").read_text())["settings"]["replay_widths"] == "own"
 
 
-def test_the_summary_gives_each_validation_set_its_figures(tiny_set: Path, tmp_path: Path,
-                                                           word_set) -> None:
+def test_the_summary_gives_each_validation_set_its_figures_and_choose_on_reaches_the_run(
+        tiny_set: Path, tmp_path: Path, word_set) -> None:
     other = word_set(tmp_path / "other", ["net", "tax"])
     result = finetune(*QUICK, str(tiny_set), "--out", str(tmp_path / "run"), "--steps", "2",
-                      "--val", str(tiny_set), "--val", str(other))
+                      "--val", str(tiny_set), "--val", str(other), "--choose-on", str(other))
     assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert settings["choose_on"] == [str(other.resolve())]
+    assert "(2 crops;" in result.stdout  # chosen on the two crops of --choose-on
     lines = result.stdout.splitlines()
     for name in (tiny_set, other):
         line = next(line for line in lines if line.startswith(f"  {name}  "))

@@ -90,7 +90,7 @@ def test_best_checkpoint_is_the_latest_of_the_weights_that_read_best(
     # Validation scores: the start, then steps 4, 8, 12 and 16.
     scores = iter([0.1, 0.5, 0.7, 0.7, 0.6])
     monkeypatch.setattr(trainer, "accuracy_by_set",
-                        lambda model, sets, config: (next(scores), {}))
+                        lambda model, sets, config, choose: (next(scores), {}))
     result = finetune(tiny(tiny_set, tmp_path / "run", random_start, steps=16))
     assert (result.best_accuracy, result.step) == (0.7, 16)
     # The tie at step 12 goes to the longer-trained weights; step 16's worse ones are not kept.
@@ -119,6 +119,22 @@ def test_each_validation_set_is_scored_and_together_they_weigh_by_size(
     best = next(e for e in log if e.get("event") == "eval" and e["step"] == log[-1]["best_step"])
     assert result.best_by_set == best["by_set"] and result.start_by_set == log[0]["start_by_set"]
     assert [e.by_set for e in events if e.kind == "eval"] == by_set[1:]
+
+
+def test_best_is_chosen_on_the_sets_named_and_the_others_only_watched(
+        tiny_set: Path, random_start: Path, tmp_path: Path, word_set) -> None:
+    domain = word_set(tmp_path / "domain", WORDS[:4])
+    general = word_set(tmp_path / "general", WORDS * 2)
+    result = finetune(tiny(tiny_set, tmp_path / "run", random_start, val=(domain, general),
+                           choose_on=(domain,)))
+    assert result.val_crops == 4
+    log = [json.loads(line) for line in result.folder.log.read_text().splitlines()]
+    evals = [e for e in log if e.get("event") == "eval"]
+    assert log[0]["start_accuracy"] == log[0]["start_by_set"][str(domain)]
+    assert all(e["val_accuracy"] == e["by_set"][str(domain)] for e in evals)
+    assert all(str(general) in e["by_set"] for e in evals)
+    chosen = max(range(len(evals)), key=lambda i: (evals[i]["val_accuracy"], i))
+    assert torch.load(result.folder.best, weights_only=True)["step"] == evals[chosen]["step"]
 
 
 def test_bucket_training_feeds_long_words_at_their_own_width(

@@ -94,12 +94,23 @@ def test_holdout_split_refuses_too_little_data() -> None:
         {"replay_widths": "widest"},      # nor a way to draw the replay's widths
         {"data": ()},                     # nothing to train on
         {"init": Path("a.pth"), "from_scratch": True},  # two starting points
+        {"val": (Path("v"),), "choose_on": (Path("w"),)},  # chooses on a set it does not read
+        {"choose_on": (Path("w"),)},      # nor any (validation held out of the data)
     ],
 )
 def test_settings_refuse_bad_values(tmp_path: Path, changes) -> None:
     values = {"data": (tmp_path,), "out": tmp_path / "run", "steps": 10, **changes}
     with pytest.raises(CRNNError):
         FinetuneSettings(**values)
+
+
+def test_the_sets_that_choose_are_named_as_given_and_default_to_all(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    values = {"data": (tmp_path,), "out": tmp_path / "run", "steps": 10, "val": (a, b)}
+    assert FinetuneSettings(**values).chosen() == [str(a), str(b)]
+    assert FinetuneSettings(**values, choose_on=(tmp_path / "x" / ".." / "b",)).chosen() == [
+        str(b)]
+    assert FinetuneSettings(**{**values, "val": ()}).chosen() == []  # the hold-out
 
 
 def test_run_folder_refuses_another_run_and_stray_files(tmp_path: Path) -> None:

@@ -123,6 +123,10 @@ def finetune(
     val: Annotated[
         list[Path] | None, typer.Option("--val", help="Validation set (repeatable); default: "
                                         "a hold-out of DATA.")] = None,
+    choose_on: Annotated[
+        list[Path] | None, typer.Option("--choose-on", help="One of the --val sets (repeatable) "
+                                        "whose crops choose the best checkpoint; the others are "
+                                        "only reported. Default: all of them.")] = None,
     holdout: Annotated[
         float, typer.Option("--holdout", min=0.01, max=0.5, help="Share of DATA held out for "
                             "validation when there is no --val.")] = _DEFAULTS["holdout"],
@@ -209,7 +213,8 @@ def finetune(
         settings = FinetuneSettings(
             data=tuple(data), out=out, init=init, from_scratch=from_scratch,
             init_config=init_config, charset=charset,
-            outside_charset=outside_charset, val=tuple(val or ()), holdout=holdout,
+            outside_charset=outside_charset, val=tuple(val or ()),
+            choose_on=tuple(choose_on or ()), holdout=holdout,
             groups=groups, steps=steps, minutes=minutes if minutes or steps else 30.0,
             batch_size=batch_size, width_policy=width_policy, lr=lr, warmup=warmup, ema=ema,
             frozen_norm=frozen_norm, train_features=train_features, distill=distill,

@@ -59,6 +59,8 @@ def _split(settings: FinetuneSettings, crops: CropSet, charset: tuple[str, ...],
         val = {str(source): read_crops([source], charset, "drop", max_label=max_label)[0]
                for source in settings.val}
         note(f"validation: {sum(map(len, val.values())):,} crops from {', '.join(val)}")
+        if settings.choose_on:
+            note(f"best.pth chosen on {', '.join(settings.chosen())}")
         return crops, val
     groups = read_groups(settings.groups) if settings.groups else None
     train_idx, val_idx = holdout_split(crops.names, settings.holdout, groups=groups)

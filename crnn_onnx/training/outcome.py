@@ -15,7 +15,8 @@ __all__ = ["FinetuneResult", "TrainEvent"]
 class TrainEvent:
     """What the loop reports: ``kind`` is ``note`` (a line for the user), ``step`` or
     ``eval``; ``progress`` is the share of the schedule done (0..1); an ``eval`` carries the
-    word accuracy over the validation sets together and ``by_set``, that of each by name."""
+    word accuracy over the sets that choose ``best.pth`` together and ``by_set``, that of
+    each validation set by name."""
 
     kind: str
     step: int = 0
@@ -36,10 +37,11 @@ class FinetuneResult:
         folder: the run folder's paths.
         config: the config of the trained model (its charset).
         step: steps done in all sessions of the run.
-        best_accuracy: validation word accuracy of ``best.pth`` over the validation sets
-            together; ``start_accuracy`` that of the start weights (on the trained charset).
+        best_accuracy: validation word accuracy of ``best.pth`` over the sets that choose it
+            (``choose_on``, else all) together; ``start_accuracy`` that of the start weights
+            (on the trained charset).
         best_by_set, start_by_set: the same, of each validation set by name.
-        train_crops, val_crops: crops trained on and validated on.
+        train_crops, val_crops: crops trained on, and those ``best.pth`` is chosen on.
         trained_s: training time over all sessions, seconds.
         crops_per_s: crops trained on per second in this session, validations included.
         precision: ``bf16`` or ``fp32``.

@@ -115,10 +115,11 @@ def check_run_folder(root: Path, identity: dict[str, Any]) -> bool:
         stored = json.loads(run.read_text(encoding="utf-8"))["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         raise CRNNError(f"{str(run)!r} is unreadable; give a new or empty folder") from None
-    # Runs begun before these options existed trained the whole feature extractor and drew
-    # the replay at the data's widths.
+    # Runs begun before these options existed trained the whole feature extractor, drew the
+    # replay at the data's widths and chose on all their validation sets.
     stored.setdefault("train_features", True)
     stored.setdefault("replay_widths", "batch")
+    stored.setdefault("choose_on", [])
     differ = _differences(stored, identity)
     if differ:
         raise CRNNError(f"out={str(root)!r} holds another run (its {', '.join(differ)} "

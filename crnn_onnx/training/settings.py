@@ -45,6 +45,8 @@ class FinetuneSettings:
         outside_charset: labels' characters outside the charset: ``drop``, ``skip``,
             ``refuse`` (:mod:`crnn_onnx.training.labels`).
         val: validation sets; empty: hold ``holdout`` of ``data`` out.
+        choose_on: some of ``val``, whose crops together choose ``best.pth`` (a domain set,
+            with a general one only watched); empty: all of ``val``.
         holdout: share of ``data`` held out for validation when ``val`` is empty.
         groups: ``file<TAB>group`` TSV: hold out whole groups (a receipt, a photo).
         steps: optimiser steps to train; or
@@ -92,6 +94,7 @@ class FinetuneSettings:
     charset: str | None = None
     outside_charset: OutsidePolicy = "drop"
     val: tuple[Path, ...] = ()
+    choose_on: tuple[Path, ...] = ()
     holdout: float = 0.05
     groups: Path | None = None
     steps: int | None = None
@@ -147,10 +150,21 @@ class FinetuneSettings:
             raise CRNNError("charset is empty")
         if self.charset is not None and len(set(self.charset)) != len(self.charset):
             raise CRNNError("charset holds a character twice")
+        known = {v.resolve() for v in self.val}
+        stray = next((c for c in self.choose_on if c.resolve() not in known), None)
+        if stray is not None:
+            raise CRNNError(f"choose_on {str(stray)!r} is not one of the validation sets "
+                            "(val)")
         if self.from_scratch and self.init is not None:
             raise CRNNError("give init= or from_scratch=True, not both")
         if self.threads is not None and self.threads < 1:
             raise CRNNError(f"threads must be at least 1, got {self.threads}")
+
+    def chosen(self) -> list[str]:
+        """The names (as given) of the validation sets that choose ``best.pth``; empty when
+        there are none to name (the hold-out)."""
+        picked = {c.resolve() for c in self.choose_on}
+        return [str(v) for v in self.val if not picked or v.resolve() in picked]
 
     def identity(self) -> dict[str, Any]:
         """The settings that make the run what it is (JSON-ready): everything but the folder,

@@ -100,7 +100,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
                                          inputs.val, inputs.replay)
     bf16 = inputs.bf16
     val_batches = {name: part.fitted(config, config.width_policy) for name, part in val.items()}
-    val_crops = sum(map(len, val.values()))
+    choose = settings.chosen()  # the sets that choose best.pth (all when empty)
+    val_crops = sum(len(part) for name, part in val.items() if not choose or name in choose)
     # Groups of at least a quarter batch, so that no batch repeats a handful of crops.
     least = max(1, settings.batch_size // 4)
 
@@ -128,7 +129,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
     best_by_set: dict[str, float] = {}
     resumed = resuming and folder.last.is_file()
     if not resumed:
-        start_accuracy, start_by_set = accuracy_by_set(model, val_batches, config)
+        start_accuracy, start_by_set = accuracy_by_set(model, val_batches, config,
+                                                       choose=choose)
     else:  # its start accuracy was scored when the run began
         state = torch.load(folder.last, map_location="cpu", weights_only=True)
         model.load_state_dict(state["train_model"])
@@ -161,7 +163,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
 
     def checkpoint(session_s: float) -> None:
         nonlocal best, best_step, best_by_set
-        score, by_set = accuracy_by_set(ema, val_batches, config)
+        score, by_set = accuracy_by_set(ema, val_batches, config, choose=choose)
         if score >= best or not folder.best.is_file():
             best, best_step, best_by_set = max(best, score), step, by_set
             save_checkpoint(ema, folder.best, epoch=step, extra={
