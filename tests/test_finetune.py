@@ -125,9 +125,12 @@ def test_best_is_chosen_on_the_sets_named_and_the_others_only_watched(
         tiny_set: Path, random_start: Path, tmp_path: Path, word_set) -> None:
     domain = word_set(tmp_path / "domain", WORDS[:4])
     general = word_set(tmp_path / "general", WORDS * 2)
+    notes: list[TrainEvent] = []
     result = finetune(tiny(tiny_set, tmp_path / "run", random_start, val=(domain, general),
-                           choose_on=(domain,)))
+                           choose_on=(domain,)), on_event=notes.append)
     assert result.val_crops == 4
+    start = next(e.message for e in notes if e.message.startswith("start:"))
+    assert "of the chosen sets' crops" in start and str(general) in start
     log = [json.loads(line) for line in result.folder.log.read_text().splitlines()]
     evals = [e for e in log if e.get("event") == "eval"]
     assert log[0]["start_accuracy"] == log[0]["start_by_set"][str(domain)]

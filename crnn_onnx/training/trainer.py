@@ -180,7 +180,10 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
                start_accuracy=start_accuracy, start_by_set=start_by_set)
     else:
         record(event="resume", step=step)
-    note(f"start: {start_accuracy:.2%} of the validation crops read correctly")
+    which = "the validation crops" if not settings.choose_on else "the chosen sets' crops"
+    note(f"start: {start_accuracy:.2%} of {which} read correctly"
+         + "".join(f"; {name} {score:.2%}" for name, score in start_by_set.items()
+                   if len(start_by_set) > 1))
     finished_before = progress(0.0) >= 1.0
     if finished_before:
         note(f"the run in {folder.root} is complete ({step:,} steps); nothing to train")
