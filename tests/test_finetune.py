@@ -177,6 +177,7 @@ def test_resume_after_a_stop_ends_like_the_uninterrupted_run(
     second = finetune(settings)
     assert not second.interrupted
     assert second.step == whole.step == 8
+    assert second.start_by_set == first.start_by_set == whole.start_by_set  # kept in last.pth
     assert run_files(settings.out) == run_files(whole.folder.root)
     log = [json.loads(line) for line in (settings.out / "log.jsonl").read_text().splitlines()]
     assert [e.get("event") for e in log if "event" in e] == [
@@ -185,6 +186,21 @@ def test_resume_after_a_stop_ends_like_the_uninterrupted_run(
     before = (settings.out / "best.pth").stat().st_mtime_ns
     assert finetune(settings).step == 8
     assert (settings.out / "best.pth").stat().st_mtime_ns == before
+
+
+def test_a_run_saved_before_the_figures_by_set_were_kept_resumes(
+        tiny_set: Path, random_start: Path, tmp_path: Path) -> None:
+    settings = tiny(tiny_set, tmp_path / "run", random_start)
+    steps: list[int] = []
+    finetune(settings, on_event=lambda e: steps.append(e.step) if e.kind == "step" else None,
+             should_stop=lambda: len(steps) >= 3)
+    last = settings.out / "last.pth"
+    state = torch.load(last, weights_only=True)
+    del state["start_by_set"], state["best_by_set"]  # as the older trainer wrote it
+    torch.save(state, last)
+    resumed = finetune(settings)
+    assert resumed.step == 8 and resumed.start_by_set == {}
+    assert list(resumed.best_by_set) == ["held out"]  # scored again from the next validation
 
 
 def test_nan_loss_stops_with_one_error_and_keeps_the_last_good_weights(
