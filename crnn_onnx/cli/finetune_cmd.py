@@ -42,13 +42,6 @@ def _stop_requests() -> Iterator[Callable[[], int | None]]:
             signal.signal(s, h)
 
 
-def _by_set(by_set: dict[str, float]) -> str:
-    """``: NAME 97.10%, NAME 88.00%`` for two validation sets or more, else nothing."""
-    if len(by_set) < 2:
-        return ""
-    return ": " + ", ".join(f"{name} {score:.2%}" for name, score in by_set.items())
-
-
 @contextmanager
 def _reporter(quiet: bool) -> Iterator[Callable[[TrainEvent], None]]:
     """Notes and validations as lines on stderr, and a rich progress bar (step, loss,
@@ -61,6 +54,8 @@ def _reporter(quiet: bool) -> Iterator[Callable[[TrainEvent], None]]:
         TextColumn,
         TimeRemainingColumn,
     )
+
+    from crnn_onnx.training.outcome import by_set_text
 
     console = Console(stderr=True)
     bar = Progress(TextColumn("step {task.fields[step]:>6}"), BarColumn(), TaskProgressColumn(),
@@ -76,9 +71,11 @@ def _reporter(quiet: bool) -> Iterator[Callable[[TrainEvent], None]]:
         elif event.kind == "eval":
             last_val = f"val {event.val_accuracy:.2%}"
             if not quiet:
+                by_sets = (f": {by_set_text(event.by_set)}"
+                           if event.by_set and len(event.by_set) > 1 else "")
                 bar.console.print(f"step {event.step:,}: validation {event.val_accuracy:.2%} "
-                                  f"(best {event.best_accuracy:.2%})"
-                                  + _by_set(event.by_set or {}), highlight=False, markup=False)
+                                  f"(best {event.best_accuracy:.2%})" + by_sets,
+                                  highlight=False, markup=False)
         if event.kind in ("step", "eval"):
             info = (f"loss {event.loss:.3f}  {event.crops_per_s:.0f} crops/s  {last_val}"
                     if event.loss is not None else last_val)

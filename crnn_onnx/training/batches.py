@@ -73,16 +73,16 @@ def _read_correctly(model: CRNN, batches: Batches, config: CRNNConfig) -> int:
 
 
 def accuracy_by_set(model: CRNN, sets: Mapping[str, Batches], config: CRNNConfig, *,
-                    choose: Collection[str] = ()) -> tuple[float, dict[str, float]]:
-    """Word accuracy of greedy readings over the ``choose`` sets together (all ``sets`` when
-    empty; every crop counts once, so a large set weighs more), and of each set by its name;
-    leaves ``model`` in eval mode."""
+                    choose: Collection[str]) -> tuple[float, dict[str, float]]:
+    """Word accuracy of greedy readings over the ``choose`` sets together (every crop counts
+    once, so a large set weighs more), and of each of the ``sets`` by its name; leaves
+    ``model`` in eval mode."""
     model.eval()
     correct, total, by_set = 0, 0, {}
     for name, batches in sets.items():
         right = _read_correctly(model, batches, config)
         count = sum(len(labels) for _, labels in batches)
         by_set[name] = right / max(1, count)
-        if not choose or name in choose:
+        if name in choose:
             correct, total = correct + right, total + count
     return correct / max(1, total), by_set

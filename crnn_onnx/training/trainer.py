@@ -8,12 +8,12 @@ Unless told to train the whole feature extractor, the layers below its last conv
 as they were (:mod:`crnn_onnx.training.freezing`), BatchNorm statistics included. Then
 AdamW with linear warm-up then cosine decay to 2% of the peak, gradient clipping at 5, and an
 exponential moving average (EMA) of the weights. Every ``eval_every`` steps, and at the end,
-the weights kept (the EMA's, or the raw ones without EMA) are scored on the validation crops
-(greedy decoding, exact match on the charset) and saved as ``best.pth`` when they read at
-least as well as the best so far (a tie goes to the later, longer-trained weights), and
-``last.pth`` is written for resuming. A stop request (Ctrl-C, SIGTERM) ends the step in
-progress, writes ``last.pth`` and returns; the same settings on the same folder resume the
-same schedule.
+the weights kept (the EMA's, or the raw ones without EMA) are scored on each validation set
+(greedy decoding, exact match on the charset) and saved as ``best.pth`` when they read the
+crops of the sets that choose (``choose_on``, else all) at least as well as the best so far
+(a tie goes to the later, longer-trained weights), and ``last.pth`` is written for resuming.
+A stop request (Ctrl-C, SIGTERM) ends the step in progress, writes ``last.pth`` and returns;
+the same settings on the same folder resume the same schedule.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from crnn_onnx.training.batches import (
 from crnn_onnx.training.data import CropSet
 from crnn_onnx.training.freezing import freeze_lower_features
 from crnn_onnx.training.inputs import prepare_inputs
-from crnn_onnx.training.outcome import FinetuneResult, TrainEvent
+from crnn_onnx.training.outcome import FinetuneResult, TrainEvent, by_set_text
 from crnn_onnx.training.replay import mix
 from crnn_onnx.training.run_folder import RunFolder, check_run_folder
 from crnn_onnx.training.settings import FinetuneSettings
@@ -100,8 +100,8 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
                                          inputs.val, inputs.replay)
     bf16 = inputs.bf16
     val_batches = {name: part.fitted(config, config.width_policy) for name, part in val.items()}
-    choose = settings.chosen()  # the sets that choose best.pth (all when empty)
-    val_crops = sum(len(part) for name, part in val.items() if not choose or name in choose)
+    choose = settings.chosen() or list(val)  # the sets that choose best.pth
+    val_crops = sum(len(part) for name, part in val.items() if name in choose)
     # Groups of at least a quarter batch, so that no batch repeats a handful of crops.
     least = max(1, settings.batch_size // 4)
 
@@ -182,8 +182,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         record(event="resume", step=step)
     which = "the validation crops" if not settings.choose_on else "the chosen sets' crops"
     note(f"start: {start_accuracy:.2%} of {which} read correctly"
-         + "".join(f"; {name} {score:.2%}" for name, score in start_by_set.items()
-                   if len(start_by_set) > 1))
+         + (f"; {by_set_text(start_by_set)}" if len(start_by_set) > 1 else ""))
     finished_before = progress(0.0) >= 1.0
     if finished_before:
         note(f"the run in {folder.root} is complete ({step:,} steps); nothing to train")
