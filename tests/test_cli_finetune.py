@@ -1,6 +1,7 @@
 """``crnn-onnx finetune`` from the command line: bad input (one line, exit code, nothing
 written), a charset change carried end to end (export, info, predict, eval --exact), and
-Ctrl-C then the same command resuming the run."""
+Ctrl-C then the same command resuming the run, and the warning of a run that read no better
+than its start weights."""
 
 from __future__ import annotations
 
@@ -187,3 +188,29 @@ def test_the_summary_gives_each_validation_set_its_figures_and_choose_on_reaches
         line = next(line for line in lines if line.startswith(f"  {name}  "))
         assert line.count("%") == 2 and " -> " in line  # start -> best
 
+
+
+@pytest.mark.parametrize(("start", "best", "warned"),
+                         [(0.7576, 0.7404, True), (0.75, 0.75, True), (0.70, 0.72, False)])
+def test_a_run_that_read_no_better_than_its_start_weights_says_so(
+        tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: float,
+        best: float, warned: bool) -> None:
+    """A run whose best checkpoint reads its validation crops no better than the weights it
+    started from ends with a warning naming both figures (the user keeps the start weights);
+    a run that gained says nothing of the kind."""
+    from crnn_onnx.config import load_config
+    from crnn_onnx.training import trainer
+    from crnn_onnx.training.outcome import FinetuneResult
+    from crnn_onnx.training.run_folder import RunFolder
+
+    def fake_run(settings, on_event, should_stop) -> FinetuneResult:
+        return FinetuneResult(RunFolder(settings.out), load_config(None), 10, best, start,
+                              {"set": best}, {"set": start}, 16, 4, 60.0, 20.0, "fp32", False)
+
+    monkeypatch.setattr(trainer, "finetune", fake_run)
+    result = finetune(*QUICK, str(tiny_set), "--out", str(tmp_path / "run"), "--steps", "2")
+    assert result.exit_code == 0, result.output
+    warning = (f"warning: no checkpoint read the validation crops better than the start "
+               f"weights did ({start:.2%} -> {best:.2%})")
+    assert (warning in result.stderr) is warned
+    assert "warning" not in result.stdout  # the results stay machine-readable

@@ -236,6 +236,10 @@ def finetune(
                 start = result.start_by_set.get(name)
                 before = f"{start:.2%} -> " if start is not None else ""
                 typer.echo(f"  {name}  {before}{score:.2%}")
+        if not result.improved:
+            typer.echo(f"warning: no checkpoint read the validation crops better than the "
+                       f"start weights did ({result.start_accuracy:.2%} -> "
+                       f"{result.best_accuracy:.2%})", err=True)
         typer.echo(f"best        {folder.best} (config {folder.config})")
         typer.echo(f"log         {folder.log}")
         if export:

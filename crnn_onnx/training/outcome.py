@@ -66,3 +66,9 @@ class FinetuneResult:
     crops_per_s: float
     precision: str
     interrupted: bool
+
+    @property
+    def improved(self) -> bool:
+        """Whether ``best.pth`` reads the sets that choose it better than the start weights
+        did (when it does not, the start weights read them at least as well)."""
+        return self.best_accuracy > self.start_accuracy
