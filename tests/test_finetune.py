@@ -188,6 +188,23 @@ def test_resume_after_a_stop_ends_like_the_uninterrupted_run(
     assert (settings.out / "best.pth").stat().st_mtime_ns == before
 
 
+@pytest.mark.parametrize(("budget", "said"), [({"steps": 8}, "of 8 steps"),
+                                               ({"steps": None, "minutes": 5.0}, "of 5 min")])
+def test_a_resumed_run_says_how_far_along_its_budget_it_is(
+        tiny_set: Path, random_start: Path, tmp_path: Path, budget: dict, said: str) -> None:
+    """A run spanning sessions says, when it resumes, its step, the minutes trained and the
+    budget they count against (steps or minutes)."""
+    settings = tiny(tiny_set, tmp_path / "run", random_start, **budget)
+    steps: list[int] = []
+    finetune(settings, on_event=lambda e: steps.append(e.step) if e.kind == "step" else None,
+             should_stop=lambda: len(steps) >= 2)
+    notes: list[str] = []
+    finetune(settings, on_event=lambda e: notes.append(e.message) if e.kind == "note" else None,
+             should_stop=lambda: True)
+    resumed = next(n for n in notes if n.startswith("resuming at step 2 after "))
+    assert f" min {said} (best validation " in resumed
+
+
 def test_a_run_saved_before_the_figures_by_set_were_kept_resumes(
         tiny_set: Path, random_start: Path, tmp_path: Path) -> None:
     settings = tiny(tiny_set, tmp_path / "run", random_start)

@@ -142,7 +142,10 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         # Runs saved before the figures by set were kept have none.
         start_by_set = dict(state.get("start_by_set", {}))
         best_by_set = dict(state.get("best_by_set", {}))
-        note(f"resuming at step {step:,} (best validation {best:.2%} at step {best_step:,})")
+        budget = (f"{settings.steps:,} steps" if settings.steps
+                  else f"{settings.minutes:g} min")
+        note(f"resuming at step {step:,} after {trained_s / 60:.1f} min of {budget} (best "
+             f"validation {best:.2%} at step {best_step:,})")
     log = folder.log.open("a", encoding="utf-8")
 
     def record(**fields: object) -> None:
