@@ -142,7 +142,7 @@ def _train(settings: FinetuneSettings, on_event: Callable[[TrainEvent], None],
         # Runs saved before the figures by set were kept have none.
         start_by_set = dict(state.get("start_by_set", {}))
         best_by_set = dict(state.get("best_by_set", {}))
-        budget = (f"{settings.steps:,} steps" if settings.steps
+        budget = (f"{settings.steps:,} steps" if settings.steps is not None
                   else f"{settings.minutes:g} min")
         note(f"resuming at step {step:,} after {trained_s / 60:.1f} min of {budget} (best "
              f"validation {best:.2%} at step {best_step:,})")
