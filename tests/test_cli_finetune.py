@@ -191,7 +191,6 @@ def test_the_summary_gives_each_validation_set_its_figures_and_choose_on_reaches
         assert line.count("%") == 2 and " -> " in line  # start -> best
 
 
-
 @pytest.mark.parametrize(("start", "best", "warned"),
                          [(0.7576, 0.7404, True), (0.75, 0.75, True), (0.70, 0.72, False)])
 def test_a_run_that_read_no_better_than_its_start_weights_says_so(
